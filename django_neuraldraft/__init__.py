@@ -1,0 +1,12 @@
+"""Generate images with Neural Draft and serve them from your own storage, by key."""
+
+__version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str):
+    # ``django_neuraldraft.generate`` without importing Django when the package is imported.
+    if name == "generate":
+        from .services import generate
+
+        return generate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
