@@ -1,0 +1,94 @@
+"""The request pipeline: log, faults, auth, rate limit, then the endpoint; socket-free."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django_neuraldraft.sandbox import api, cdn, control
+from django_neuraldraft.sandbox.auth import authentication_failure
+from django_neuraldraft.sandbox.faults import REQUEST_KINDS, Fault
+from django_neuraldraft.sandbox.media import CDN_PREFIX, PROJECT_ID
+from django_neuraldraft.sandbox.messages import Request, Response
+from django_neuraldraft.sandbox.problems import ProblemError, not_found
+from django_neuraldraft.sandbox.store import Store
+
+logger = logging.getLogger("django_neuraldraft.sandbox")
+
+API_PREFIX = "/v1/"
+CONTROL_PREFIX = "/_sandbox/"
+
+
+def _rate_limited(retry_after: int, headers: dict[str, str]) -> ProblemError:
+    return ProblemError(
+        429,
+        f"Rate limit exceeded for project {PROJECT_ID}. Retry after {retry_after} seconds.",
+        headers={**headers, "Retry-After": str(retry_after)},
+    )
+
+
+class App:
+    """Turns a :class:`Request` into a :class:`Response`; the HTTP server only moves bytes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith(CONTROL_PREFIX):
+            return self._answer(request, lambda: control.handle(self.store, request))
+        entry, faults = self.store.begin(request, REQUEST_KINDS)
+        delay = sum(fault.params["seconds"] for fault in faults if fault.kind == "latency")
+        if delay:
+            time.sleep(delay)
+        response = self._answer(request, lambda: self._route(request, faults))
+        if request.path.startswith(API_PREFIX) and "X-RateLimit-Limit" not in response.headers:
+            response.headers.update(self.store.rate_headers())
+        response.drop = any(fault.kind == "drop_response" for fault in faults)
+        entry.status = None if response.drop else response.status
+        return response
+
+    def _answer(self, request: Request, handler: Callable[[], Response]) -> Response:
+        try:
+            return handler()
+        except ProblemError as problem:
+            return problem.to_response(request.request_id)
+        except Exception:
+            logger.exception("Sandbox error on %s %s", request.method, request.path)
+            problem = ProblemError(
+                500, "The sandbox failed on this request; its log has the traceback."
+            )
+            return problem.to_response(request.request_id)
+
+    def _route(self, request: Request, faults: list[Fault]) -> Response:
+        for fault in faults:
+            if fault.kind == "status":
+                status = fault.params["status"]
+                retry = {"Retry-After": "1"} if status == 429 else {}
+                raise ProblemError(
+                    status,
+                    f"Injected fault: status {status}.",
+                    code=fault.params["code"],
+                    headers=retry,
+                )
+            if fault.kind == "rate_limit":
+                raise _rate_limited(fault.params["retry_after"], {})
+        if request.path.startswith(API_PREFIX):
+            return self._api(request)
+        if request.path.startswith(CDN_PREFIX):
+            return cdn.serve(self.store, request)
+        raise not_found(f"Nothing at {request.path}; the API lives under /v1/.")
+
+    def _api(self, request: Request) -> Response:
+        failure = authentication_failure(request.headers.get("Authorization"))
+        if failure is not None:
+            raise ProblemError(401, failure)
+        allowed, headers, retry_after = self.store.admit()
+        if not allowed:
+            raise _rate_limited(retry_after, headers)
+        try:
+            response = api.dispatch(self.store, request)
+        except ProblemError as problem:
+            response = problem.to_response(request.request_id)
+        response.headers.update(headers)
+        return response

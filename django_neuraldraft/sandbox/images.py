@@ -1,0 +1,228 @@
+"""Image bytes the sandbox serves: deterministic renders, upload inspection, fault payloads.
+
+Rendered images are a pure function of their inputs, so tests can compare
+bytes and hashes across runs; they still have gradients and shapes so a
+person looking at the demo sees that different prompts give different
+pictures.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+#: The aspect ratios the API accepts, as (width, height) proportions.
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "1:1": (1, 1),
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "4:5": (4, 5),
+    "4:3": (4, 3),
+    "3:2": (3, 2),
+}
+
+#: Pillow format name -> MIME type, for the formats an upload may use.
+UPLOAD_FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+}
+
+#: File extension used in CDN paths for each MIME type.
+EXTENSIONS: dict[str, str] = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+}
+
+_BACKGROUND_SIZE = 128
+
+
+def image_size(aspect_ratio: str, long_edge: int) -> tuple[int, int]:
+    """Return ``(width, height)`` for ``aspect_ratio`` with the longer side ``long_edge``.
+
+    The short side is ``long_edge * short / long`` rounded half up, in integer
+    arithmetic so no float rounding can make 4:5 come out one pixel off.
+    """
+    across, down = ASPECT_RATIOS[aspect_ratio]
+    if across >= down:
+        return long_edge, (2 * long_edge * down + across) // (2 * across)
+    return (2 * long_edge * across + down) // (2 * down), long_edge
+
+
+def render_fingerprint(
+    prompt: str, style: str | None, aspect_ratio: str, size: tuple[int, int]
+) -> str:
+    """Return the sha256 hex digest that names a render: same inputs, same digest, same bytes."""
+    material = json.dumps([prompt, style, aspect_ratio, list(size)], ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _seed_bytes(fingerprint: str) -> Iterator[int]:
+    """Yield an endless, reproducible byte stream expanded from ``fingerprint`` with sha256."""
+    counter = 0
+    while True:
+        yield from hashlib.sha256(f"{fingerprint}:{counter}".encode()).digest()
+        counter += 1
+
+
+@dataclass
+class _Palette:
+    """Colour and position picks drawn from the seed stream, one byte at a time."""
+
+    stream: Iterator[int]
+
+    def byte(self) -> int:
+        return next(self.stream)
+
+    def fraction(self) -> float:
+        return self.byte() / 255
+
+    def colour(self, alpha: int | None = None) -> tuple[int, ...]:
+        rgb = (self.byte(), self.byte(), self.byte())
+        return rgb if alpha is None else (*rgb, alpha)
+
+
+#: Formats a generated image may be written in, with their MIME types and extensions.
+RENDER_FORMATS = {"png": ("image/png", "png"), "jpeg": ("image/jpeg", "jpg")}
+
+
+def render_png(
+    prompt: str,
+    style: str | None,
+    aspect_ratio: str,
+    size: tuple[int, int],
+    image_format: str = "png",
+) -> bytes:
+    """Render the image for a generation request, as PNG or (``image_format="jpeg"``) JPEG.
+
+    A two-colour gradient background (vertical, horizontal, diagonal or
+    radial), a "sun", a band of hills and a few translucent circles and
+    rectangles, all placed and coloured from the request's sha256. The
+    background is drawn small and scaled up, and the PNG is written with fast
+    compression, which keeps a 1024x576 render near 10 ms.
+    """
+    width, height = size
+    pick = _Palette(_seed_bytes(render_fingerprint(prompt, style, aspect_ratio, size)))
+    image = _background(pick, width, height)
+    draw = ImageDraw.Draw(image, "RGBA")
+    unit = min(width, height)
+    for _ in range(3 + pick.byte() % 4):
+        x, y = pick.fraction() * width, pick.fraction() * height
+        radius = unit * (0.05 + 0.2 * pick.fraction())
+        box = (x - radius, y - radius, x + radius, y + radius)
+        if pick.byte() % 3:
+            draw.ellipse(box, fill=pick.colour(90 + pick.byte() // 2))
+        else:
+            draw.rectangle(box, fill=pick.colour(70 + pick.byte() // 2))
+    sun_x, sun_y = pick.fraction() * width, (0.15 + 0.35 * pick.fraction()) * height
+    sun_r = unit * (0.08 + 0.12 * pick.fraction())
+    draw.ellipse(
+        (sun_x - sun_r, sun_y - sun_r, sun_x + sun_r, sun_y + sun_r), fill=pick.colour(230)
+    )
+    for layer in range(2):
+        base = height * (0.7 + 0.12 * layer)
+        peaks = [(0, height), (0, base)]
+        steps = 4 + pick.byte() % 4
+        for step in range(1, steps + 1):
+            peaks.append((width * step / steps, base - pick.fraction() * height * 0.25))
+        peaks.append((width, height))
+        draw.polygon(peaks, fill=pick.colour(200 + 25 * layer))
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        image.save(buffer, format="JPEG", quality=88)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _background(pick: _Palette, width: int, height: int) -> Image.Image:
+    """Return an RGB gradient between two seeded colours, drawn small and scaled to size."""
+    mode = pick.byte() % 4
+    if mode == 3:
+        mask = Image.radial_gradient("L").resize((_BACKGROUND_SIZE, _BACKGROUND_SIZE))
+    else:
+        vertical = Image.linear_gradient("L").resize((_BACKGROUND_SIZE, _BACKGROUND_SIZE))
+        horizontal = vertical.transpose(Image.Transpose.ROTATE_90)
+        mask = (vertical, horizontal, Image.blend(vertical, horizontal, 0.5))[mode]
+    start = Image.new("RGB", mask.size, pick.colour())
+    end = Image.new("RGB", mask.size, pick.colour())
+    small = Image.composite(end, start, mask)
+    return small.resize((width, height), Image.Resampling.BILINEAR)
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """What an upload turned out to be, once Pillow has read its header."""
+
+    mime_type: str
+    width: int
+    height: int
+
+
+def inspect_upload(data: bytes) -> UploadInfo:
+    """Identify uploaded bytes as JPEG, PNG, WebP or GIF; raise ``ValueError`` for anything else.
+
+    ``verify()`` walks the file structure without decoding pixels, so a
+    truncated or disguised file is refused without the cost of a full decode.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
+            info = UploadInfo(UPLOAD_FORMATS[image.format], image.width, image.height)
+            image.verify()
+    except Exception as err:  # Pillow raises many unrelated types for bad input.
+        raise ValueError("The file must be a JPEG, PNG, WebP or GIF image.") from err
+    return info
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@functools.lru_cache(maxsize=8)
+def blank_png(width: int, height: int) -> bytes:
+    """Return a valid one-colour 1-bit PNG of any size, built without a pixel buffer.
+
+    Pillow would allocate the whole image first (gigabytes for the sizes the
+    pixel-cap tests want); writing zero rows straight into zlib keeps memory
+    at one row.
+    """
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    row = bytes(1 + (width + 7) // 8)
+    rows_per_block = max(1, (1 << 20) // len(row))
+    compressor = zlib.compressobj(9)
+    pieces = []
+    for start in range(0, height, rows_per_block):
+        pieces.append(compressor.compress(row * min(rows_per_block, height - start)))
+    pieces.append(compressor.flush())
+    return (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"".join(pieces))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def padded_png(min_bytes: int) -> bytes:
+    """Return a small valid PNG padded with a private ancillary chunk to at least ``min_bytes``.
+
+    Decoders skip unknown ancillary chunks (lower-case first letter), so the
+    file stays a decodable 8x8 image however large it is.
+    """
+    small = blank_png(8, 8)
+    missing = max(0, min_bytes - len(small) - 12)
+    iend = _png_chunk(b"IEND", b"")
+    return small[: -len(iend)] + _png_chunk(b"ndPd", bytes(missing)) + iend

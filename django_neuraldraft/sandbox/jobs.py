@@ -1,0 +1,276 @@
+"""Image generation jobs and their timeline, computed from the clock when read.
+
+A job needs no thread to advance: its status, progress and steps are a
+function of the time since it was created, until it is settled (completed or
+failed at the end of its run), cancelled or finished early by a test. The same
+timeline yields the SSE events, so a poller and a stream always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django_neuraldraft.sandbox.timestamps import rfc3339
+
+JOB_TYPE = "image.generate"
+STEP_NAMES = ("compose", "render", "upscale")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+#: Share of the run spent "pending"; the rest is split evenly over the steps.
+PENDING_SHARE = 0.1
+_STEP_SHARE = (1 - PENDING_SHARE) / len(STEP_NAMES)
+_TICKS = 10
+
+_MESSAGES = {
+    "pending": "Queued",
+    "compose": "Composing the scene",
+    "render": "Rendering",
+    "upscale": "Upscaling",
+    "completed": "Image ready",
+    "cancelled": "Cancelled",
+}
+
+#: The SSE ``error`` payload of a cancelled job (the docs are silent, §12.7).
+CANCELLED_ERROR = {"code": "cancelled", "message": "Job was cancelled."}
+
+
+@dataclass(frozen=True)
+class ScriptEvent:
+    """One SSE event of a job's run, ``offset`` seconds after creation."""
+
+    offset: float
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A numbered SSE event; ids are stable, so ``Last-Event-ID`` can resume."""
+
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+def _step(name: str, *, completed: bool, active: bool) -> dict[str, Any]:
+    return {"name": name, "completed": completed, "active": active}
+
+
+@dataclass
+class Job:
+    """One generation job. Mutated only under the store's lock."""
+
+    id: str
+    prompt: str
+    style: str | None
+    aspect_ratio: str
+    key: str | None
+    width: int
+    height: int
+    #: The CDN path the finished image is served at.
+    cdn_path: str
+    #: ``image/png`` or ``image/jpeg``, and the matching ``image_format`` to render.
+    mime_type: str
+    image_format: str
+    #: What ``result.url`` reports (the CDN URL, or a ``result_url`` fault's).
+    result_url: str
+    created_at: float
+    duration: float
+    #: ``{"code", "message"}`` when a ``job_failure`` fault made this job fail.
+    failure: dict[str, str] | None = None
+    ended_at: float | None = None
+    final_status: str | None = None
+
+    @property
+    def render_args(self) -> tuple[str, str | None, str, tuple[int, int], str]:
+        """What :func:`~.images.render_png` takes to draw this job's image."""
+        return (
+            self.prompt,
+            self.style,
+            self.aspect_ratio,
+            (self.width, self.height),
+            self.image_format,
+        )
+
+    @property
+    def due_at(self) -> float:
+        """When the run ends on its own."""
+        return self.created_at + self.duration
+
+    @property
+    def planned_status(self) -> str:
+        return "failed" if self.failure else "completed"
+
+    def status_at(self, now: float) -> str:
+        if self.final_status is not None:
+            return self.final_status
+        elapsed = now - self.created_at
+        if elapsed >= self.duration:
+            return self.planned_status
+        return "processing" if elapsed >= PENDING_SHARE * self.duration else "pending"
+
+    def end(self, status: str, at: float) -> None:
+        """Freeze the job in a terminal ``status`` at time ``at``."""
+        self.final_status = status
+        self.ended_at = at
+
+    def _frozen_offset(self, now: float) -> float:
+        """Seconds into the run that the job's view shows: now, or when it ended."""
+        if self.status_at(now) in TERMINAL_STATUSES:
+            ended = self.ended_at if self.ended_at is not None else self.due_at
+            return ended - self.created_at
+        return now - self.created_at
+
+    def _step_index(self, offset: float) -> int:
+        """Index of the step running at ``offset``, -1 while pending."""
+        start = PENDING_SHARE * self.duration
+        if self.duration <= 0 or offset < start:
+            return -1
+        return min(int((offset - start) / (_STEP_SHARE * self.duration)), len(STEP_NAMES) - 1)
+
+    def _progress(self, offset: float) -> int:
+        span = (1 - PENDING_SHARE) * self.duration
+        if span <= 0:
+            return 0
+        # Unix-time floats carry ~1e-7 s of noise; rounding first keeps 19.9999 from reading 19.
+        percent = round(100 * (offset - PENDING_SHARE * self.duration) / span, 3)
+        return max(0, min(99, int(percent)))
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return {
+            "url": self.result_url,
+            "key": self.key,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    def initial_json(self) -> dict[str, Any]:
+        """The view the creating request answers with: always ``pending``, even with 0 s jobs."""
+        created = rfc3339(self.created_at)
+        return {
+            "id": self.id,
+            "type": JOB_TYPE,
+            "status": "pending",
+            "progress": 0,
+            "message": _MESSAGES["pending"],
+            "steps": [_step(name, completed=False, active=False) for name in STEP_NAMES],
+            "created_at": created,
+            "updated_at": created,
+        }
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The Job object as ``GET /jobs/{id}`` shows it at ``now``."""
+        status = self.status_at(now)
+        offset = self._frozen_offset(now)
+        index = self._step_index(offset)
+        if status == "completed":
+            steps = [_step(name, completed=True, active=False) for name in STEP_NAMES]
+            progress, message = 100, _MESSAGES["completed"]
+        else:
+            steps = [
+                _step(name, completed=i < index, active=status == "processing" and i == index)
+                for i, name in enumerate(STEP_NAMES)
+            ]
+            progress = self._progress(offset)
+            if status == "failed" and self.failure is not None:
+                message = self.failure["message"]
+            elif status == "processing":
+                message = _MESSAGES[STEP_NAMES[index]]
+            else:
+                message = _MESSAGES[status]
+        if self.ended_at is not None:
+            updated = self.ended_at
+        else:
+            passed = [event.offset for event in self.script() if event.offset <= offset]
+            updated = self.created_at + max(passed, default=0.0)
+        payload: dict[str, Any] = {
+            "id": self.id,
+            "type": JOB_TYPE,
+            "status": status,
+            "progress": progress,
+            "message": message,
+            "steps": steps,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(updated),
+        }
+        if status == "completed":
+            payload["result"] = self.result
+        elif status == "failed" and self.failure is not None:
+            payload["error"] = dict(self.failure)
+        return payload
+
+    def script(self) -> list[ScriptEvent]:
+        """Every non-terminal event of a full run, in order.
+
+        Progress ticks every 10 %, and a ``step`` event marks each step that
+        finishes or starts. The list has the same length for every job, which
+        keeps event ids stable across reconnects.
+        """
+        start = PENDING_SHARE * self.duration
+        span = (1 - PENDING_SHARE) * self.duration
+        steps = len(STEP_NAMES)
+        events = [
+            ScriptEvent(0.0, "progress", {"progress": 0, "message": _MESSAGES["pending"]}),
+            ScriptEvent(start, "step", _step(STEP_NAMES[0], completed=False, active=True)),
+        ]
+        boundary = 1
+        for tick in range(1, _TICKS):
+            # Fractions compared in integers: step boundary b/steps before tick t/_TICKS.
+            while boundary < steps and boundary * _TICKS <= tick * steps:
+                offset = start + span * boundary / steps
+                done, begun = STEP_NAMES[boundary - 1], STEP_NAMES[boundary]
+                events.append(
+                    ScriptEvent(offset, "step", _step(done, completed=True, active=False))
+                )
+                events.append(
+                    ScriptEvent(offset, "step", _step(begun, completed=False, active=True))
+                )
+                boundary += 1
+            message = _MESSAGES[STEP_NAMES[tick * steps // _TICKS]]
+            progress = {"progress": tick * 100 // _TICKS, "message": message}
+            events.append(ScriptEvent(start + span * tick / _TICKS, "progress", progress))
+        end = self.duration
+        events.append(
+            ScriptEvent(end, "step", _step(STEP_NAMES[-1], completed=True, active=False))
+        )
+        events.append(
+            ScriptEvent(end, "progress", {"progress": 100, "message": _MESSAGES["completed"]})
+        )
+        return events
+
+    def stream_events(self, now: float) -> tuple[list[StreamEvent], bool]:
+        """Return the events a stream has to have sent by ``now``, and whether it may close.
+
+        A completed job always shows its whole script then ``done``. A failed or
+        cancelled one shows what had happened before it ended, then ``error``;
+        ids stay consecutive.
+        """
+        status = self.status_at(now)
+        script = self.script()
+        offset = self._frozen_offset(now)
+        if status in ("pending", "processing"):
+            shown, terminal = [e for e in script if e.offset <= offset], None
+        elif status == "completed":
+            shown, terminal = script, ("done", {"result": self.result})
+        elif status == "failed":
+            shown, terminal = (
+                [e for e in script if e.offset < offset],
+                ("error", dict(self.failure or {})),
+            )
+        else:
+            shown, terminal = (
+                [e for e in script if e.offset <= offset],
+                ("error", dict(CANCELLED_ERROR)),
+            )
+        events = [StreamEvent(i, e.event, e.data) for i, e in enumerate(shown, start=1)]
+        if terminal is not None:
+            events.append(StreamEvent(len(events) + 1, *terminal))
+        return events, terminal is not None
+
+    def next_change_at(self, now: float) -> float:
+        """When the next script event is due (the end of the run if none is left)."""
+        elapsed = now - self.created_at
+        upcoming = [e.offset for e in self.script() if e.offset > elapsed]
+        return self.created_at + min(upcoming, default=self.duration)

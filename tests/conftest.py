@@ -1,0 +1,71 @@
+"""Fixtures shared by the whole suite: one sandbox server per session, reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import pytest
+from celery.signals import before_task_publish
+
+from django_neuraldraft.testing import SANDBOX_API_KEY, run_sandbox
+from tests.celery_app import app as celery_app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_app_is_current():
+    """Tasks publish through the suite's app (in-memory broker), never a default amqp one."""
+    celery_app.set_current()
+
+
+class PublishedTask(NamedTuple):
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    eta: str | None
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    with run_sandbox(job_seconds=0.2) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server) -> Iterator:
+    """The session's sandbox, with jobs, images, faults and the request log cleared."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
+
+
+@pytest.fixture
+def api_key() -> str:
+    return SANDBOX_API_KEY
+
+
+@pytest.fixture
+def neuraldraft_settings(sandbox, settings):
+    """Point the app at the sandbox, with a fast poll schedule."""
+    settings.NEURALDRAFT = {
+        "API_KEY": SANDBOX_API_KEY,
+        "BASE_URL": sandbox.base_url,
+        "MAX_RETRIES": 2,
+        "POLL_INITIAL": 0.05,
+        "POLL_MAX": 0.2,
+    }
+    return settings.NEURALDRAFT
+
+
+@pytest.fixture
+def published() -> Iterator[list[PublishedTask]]:
+    """Every Celery task message published during the test, in order."""
+    messages: list[PublishedTask] = []
+
+    def record(sender=None, headers=None, body=None, **kwargs):
+        args, task_kwargs, _embed = body
+        messages.append(PublishedTask(sender, tuple(args), task_kwargs, headers.get("eta")))
+
+    before_task_publish.connect(record, weak=False)
+    yield messages
+    before_task_publish.disconnect(record)

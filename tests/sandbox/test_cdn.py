@@ -1,0 +1,128 @@
+"""Generated images (deterministic Pillow renders) and the CDN that serves them."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from django_neuraldraft.sandbox.images import image_size, render_png
+from django_neuraldraft.testing import run_sandbox
+
+SIZES = {
+    "16:9": (1024, 576),
+    "1:1": (1024, 1024),
+    "9:16": (576, 1024),
+    "4:5": (819, 1024),
+    "4:3": (1024, 768),
+    "3:2": (1024, 683),
+}
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+class TestRendering:
+    @pytest.mark.parametrize(("aspect_ratio", "size"), SIZES.items())
+    def test_every_aspect_ratio_has_the_documented_size(self, api, aspect_ratio, size):
+        job = api.completed("A cliff", aspect_ratio=aspect_ratio)
+        assert (job["result"]["width"], job["result"]["height"]) == size
+        image = decode(api.session.get(job["result"]["url"], timeout=5).content)
+        assert image.format == "PNG"
+        assert image.size == size
+
+    def test_long_edge_is_configurable(self, make_api):
+        api = make_api(image_long_edge=512, job_seconds=0)
+        job = api.completed("A cliff", aspect_ratio="4:5")
+        assert (job["result"]["width"], job["result"]["height"]) == (410, 512)
+        assert decode(api.session.get(job["result"]["url"], timeout=5).content).size == (410, 512)
+
+    def test_short_side_rounds_half_up(self):
+        assert image_size("16:9", 100) == (100, 56)
+        assert image_size("3:2", 5) == (5, 3)
+
+    def test_same_inputs_give_the_same_bytes(self, api):
+        first = api.completed("A red barn", style="watercolor", aspect_ratio="1:1")
+        api.server.reset()
+        second = api.completed("A red barn", style="watercolor", aspect_ratio="1:1")
+        assert first["result"]["url"] == second["result"]["url"]
+        fetch = api.session.get
+        assert fetch(first["result"]["url"]).content == fetch(second["result"]["url"]).content
+
+    @pytest.mark.parametrize(
+        "other",
+        [("A blue barn", None, "1:1"), ("A red barn", "oil", "1:1")],
+        ids=["prompt", "style"],
+    )
+    def test_different_inputs_give_different_images(self, other):
+        size = (256, 256)
+        assert render_png("A red barn", None, "1:1", size) != render_png(*other, size)
+
+    def test_images_are_not_flat(self):
+        image = decode(render_png("A harbour", None, "16:9", (1024, 576)))
+        assert len(image.getcolors(maxcolors=1 << 20)) > 100
+
+    def test_rendering_is_fast(self):
+        render_png("warm up", None, "16:9", (1024, 576))
+        started = time.perf_counter()
+        render_png("A harbour at night", "noir", "16:9", (1024, 576))
+        assert time.perf_counter() - started < 0.25
+
+
+class TestCdn:
+    def test_cdn_needs_no_auth_and_sends_length(self, api):
+        url = api.completed()["result"]["url"]
+        response = __import__("requests").get(url, timeout=5)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "image/png"
+        assert int(response.headers["Content-Length"]) == len(response.content)
+
+    def test_url_without_key_uses_image_stem(self, api):
+        url = api.completed()["result"]["url"]
+        assert re.fullmatch(r".*/cdn/prj_sandbox/image-[0-9a-f]{8}\.png", url)
+
+    def test_head_sends_headers_only(self, api):
+        url = api.completed()["result"]["url"]
+        head = api.session.head(url, timeout=5)
+        assert head.status_code == 200
+        assert head.content == b""
+        assert int(head.headers["Content-Length"]) == len(api.session.get(url, timeout=5).content)
+
+    def test_unknown_object_is_404(self, api):
+        response = api.session.get(api.server.origin + "/cdn/prj_sandbox/missing.png", timeout=5)
+        assert response.status_code == 404
+
+    def test_only_get_and_head(self, api):
+        url = api.completed()["result"]["url"]
+        response = api.session.post(url, timeout=5)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "GET, HEAD"
+
+    def test_nothing_is_served_before_completion(self, make_api):
+        api = make_api(job_seconds=60)
+        job = api.generate()
+        api.server.finish_job(job["id"])
+        url = api.get(f"/jobs/{job['id']}").json()["result"]["url"]
+        api.server.reset()
+        assert api.session.get(url, timeout=5).status_code == 404
+
+
+def test_generated_images_can_be_jpeg_as_in_the_api_docs(api_key):
+    with run_sandbox(job_seconds=0, image_format="jpeg") as server:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {api_key}"
+        job = session.post(f"{server.base_url}/images", json={"prompt": "x"}, timeout=10).json()
+        server.finish_job(job["id"])
+        finished = session.get(f"{server.base_url}/jobs/{job['id']}", timeout=10).json()
+        url = finished["result"]["url"]
+        assert url.endswith(".jpg")
+        response = requests.get(url, timeout=10)
+        assert response.headers["Content-Type"] == "image/jpeg"
+        assert decode(response.content).format == "JPEG"

@@ -1,0 +1,186 @@
+"""Jobs: the timeline read from the clock, completion, cancellation, and the test hooks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from django_neuraldraft.sandbox.jobs import Job
+
+CREATED = 1_700_000_000.0
+
+
+def make_job(duration: float = 10.0) -> Job:
+    return Job(
+        id="job_000000000000",
+        prompt="p",
+        style=None,
+        aspect_ratio="16:9",
+        key="hero",
+        width=1024,
+        height=576,
+        cdn_path="/cdn/prj_sandbox/hero-00000000.png",
+        mime_type="image/png",
+        image_format="png",
+        result_url="http://cdn.test/hero.png",
+        created_at=CREATED,
+        duration=duration,
+    )
+
+
+class TestTimeline:
+    """The timeline itself, read at chosen instants (no waiting, no threads)."""
+
+    @pytest.mark.parametrize(
+        ("elapsed", "status", "progress", "active"),
+        [
+            (0.0, "pending", 0, None),
+            (0.99, "pending", 0, None),
+            (1.0, "processing", 0, "compose"),
+            (5.5, "processing", 50, "render"),
+            (9.0, "processing", 88, "upscale"),
+            (9.99, "processing", 99, "upscale"),
+            (10.0, "completed", 100, None),
+        ],
+    )
+    def test_status_progress_and_active_step(self, elapsed, status, progress, active):
+        job = make_job().to_json(CREATED + elapsed)
+        assert job["status"] == status
+        assert job["progress"] == progress
+        assert [step["name"] for step in job["steps"] if step["active"]] == (
+            [active] if active else []
+        )
+
+    def test_progress_grows_linearly_while_processing(self):
+        job = make_job()
+        readings = [job.to_json(CREATED + 1 + 0.9 * i)["progress"] for i in range(10)]
+        assert readings == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+
+    def test_steps_complete_in_order(self):
+        job = make_job()
+        completed = [
+            [step["completed"] for step in job.to_json(CREATED + t)["steps"]]
+            for t in (2, 5, 8, 10)
+        ]
+        assert completed == [
+            [False, False, False],
+            [True, False, False],
+            [True, True, False],
+            [True, True, True],
+        ]
+
+    def test_completed_job_has_result_and_no_error(self):
+        job = make_job().to_json(CREATED + 10)
+        assert job["result"] == {
+            "url": "http://cdn.test/hero.png",
+            "key": "hero",
+            "width": 1024,
+            "height": 576,
+        }
+        assert "error" not in job
+
+    def test_a_failing_job_fails_at_the_end_with_its_error(self):
+        job = make_job()
+        job.failure = {"code": "upstream_unavailable", "message": "Model down."}
+        assert job.to_json(CREATED + 9)["status"] == "processing"
+        failed = job.to_json(CREATED + 10)
+        assert failed["status"] == "failed"
+        assert failed["error"] == {"code": "upstream_unavailable", "message": "Model down."}
+        assert failed["message"] == "Model down."
+        assert "result" not in failed
+
+    def test_a_cancelled_job_freezes_where_it_was(self):
+        job = make_job()
+        job.end("cancelled", CREATED + 5.5)
+        later = job.to_json(CREATED + 100)
+        assert later["status"] == "cancelled"
+        assert later["progress"] == 50
+        assert not any(step["active"] for step in later["steps"])
+        assert "result" not in later and "error" not in later
+
+    def test_updated_at_follows_the_last_event(self):
+        job = make_job(duration=100)
+        assert job.to_json(CREATED + 50)["updated_at"] == job.to_json(CREATED + 46)["updated_at"]
+        assert job.to_json(CREATED + 50)["updated_at"] != job.to_json(CREATED + 5)["updated_at"]
+
+    def test_the_first_answer_is_pending_even_for_zero_second_jobs(self):
+        job = make_job(duration=0)
+        assert job.initial_json()["status"] == "pending"
+        assert job.to_json(CREATED)["status"] == "completed"
+
+
+class TestJobsOverHttp:
+    def test_unknown_job_is_404(self, api):
+        response = api.get("/jobs/job_doesnotexist")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+    def test_a_job_runs_to_completion_on_its_own(self, api):
+        job = api.generate(key="hero.harbour")
+        done = api.wait_for_status(job["id"], "completed")
+        assert done["progress"] == 100
+        assert all(step["completed"] and not step["active"] for step in done["steps"])
+        assert re.fullmatch(
+            re.escape(api.server.origin) + r"/cdn/prj_sandbox/hero\.harbour-[0-9a-f]{8}\.png",
+            done["result"]["url"],
+        )
+
+    def test_pending_then_processing(self, make_api):
+        api = make_api(job_seconds=2)
+        job = api.generate()
+        assert api.get(f"/jobs/{job['id']}").json()["status"] == "pending"
+        processing = api.wait_for_status(job["id"], "processing")
+        assert processing["steps"][0] == {"name": "compose", "completed": False, "active": True}
+        assert 0 <= processing["progress"] < 100
+
+    def test_zero_second_jobs_complete_on_first_read(self, make_api):
+        api = make_api(job_seconds=0)
+        job = api.generate()
+        assert job["status"] == "pending"
+        assert api.get(f"/jobs/{job['id']}").json()["status"] == "completed"
+
+    def test_finish_job_completes_now(self, make_api):
+        api = make_api(job_seconds=60)
+        job = api.generate()
+        finished = api.server.finish_job(job["id"])
+        assert finished["status"] == "completed"
+        assert api.get(f"/jobs/{job['id']}").json() == finished
+
+    def test_finish_job_on_unknown_id_raises_key_error(self, sandbox):
+        with pytest.raises(KeyError):
+            sandbox.finish_job("job_nope")
+
+    def test_server_jobs_shows_current_state(self, api):
+        job = api.generate()
+        assert api.server.jobs[job["id"]]["status"] in ("pending", "processing", "completed")
+        api.server.finish_job(job["id"])
+        assert api.server.jobs[job["id"]]["status"] == "completed"
+
+
+class TestCancel:
+    def test_cancel_a_running_job(self, make_api):
+        api = make_api(job_seconds=60)
+        job = api.generate(key="never")
+        response = api.post(f"/jobs/{job['id']}/cancel")
+        assert response.status_code == 200
+        assert response.json()["status"] == "cancelled"
+        assert api.get(f"/jobs/{job['id']}").json()["status"] == "cancelled"
+        api.server.finish_job(job["id"])
+        assert api.get(f"/jobs/{job['id']}").json()["status"] == "cancelled"
+        assert api.get("/images/never").status_code == 404
+
+    @pytest.mark.parametrize("first", ["cancel", "finish"])
+    def test_cancelling_a_terminal_job_is_409(self, make_api, first):
+        api = make_api(job_seconds=60)
+        job = api.generate()
+        if first == "cancel":
+            api.post(f"/jobs/{job['id']}/cancel")
+        else:
+            api.server.finish_job(job["id"])
+        response = api.post(f"/jobs/{job['id']}/cancel")
+        assert response.status_code == 409
+        assert response.json()["code"] == "conflict"
+
+    def test_cancel_unknown_job_is_404(self, api):
+        assert api.post("/jobs/job_nope/cancel").status_code == 404
