@@ -1,0 +1,199 @@
+"""The ``NEURALDRAFT`` settings dict: every default in one place, read at call time."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .exceptions import NeuralDraftConfigurationError
+
+API_KEY_ENV_VAR = "NEURALDRAFT_API_KEY"
+
+DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        # Required: from here or from the NEURALDRAFT_API_KEY environment variable.
+        "API_KEY": None,
+        "BASE_URL": "https://api.neuraldraft.io/v1",
+        # Seconds: a number for both, or a (connect, read) pair.
+        "TIMEOUT": (5, 30),
+        # Retries of one HTTP call on 429, 5xx and transport errors.
+        "MAX_RETRIES": 3,
+        # Alias in settings.STORAGES.
+        "STORAGE": "default",
+        # Folder inside that storage; files land at <UPLOAD_TO>/<key>/<sha256>.<ext>.
+        "UPLOAD_TO": "neuraldraft",
+        # Used when an image key sets none.
+        "DEFAULT_STYLE": None,
+        "DEFAULT_ASPECT_RATIO": "16:9",
+        # Seconds: first poll after POLL_INITIAL, growing to POLL_MAX; give up after JOB_TIMEOUT.
+        "POLL_INITIAL": 2,
+        "POLL_MAX": 30,
+        "JOB_TIMEOUT": 1800,
+        # Download caps: bytes, and width x height (decompression bombs).
+        "MAX_DOWNLOAD_BYTES": 25 * 1024 * 1024,
+        "MAX_PIXELS": 50_000_000,
+        # Hosts (or IP networks) images may come from; None: the API CDN and BASE_URL's host.
+        "ALLOWED_DOWNLOAD_HOSTS": None,
+        # Credits one generation costs, and an optional cap on credits committed per day.
+        "CREDITS_PER_IMAGE": 40,
+        "DAILY_CREDIT_BUDGET": None,
+        # Alias in settings.CACHES where the template tags keep resolved images.
+        "CACHE_ALIAS": "default",
+        # Seconds an image stays cached (less for signed storage URLs).
+        "CACHE_TIMEOUT": 24 * 60 * 60,
+        # Shown for a key without an image: None, the aspect-ratio SVG; "", nothing; or a URL.
+        "PLACEHOLDER": None,
+    }
+)
+
+#: Where the API serves finished images (docs: result URLs on cdn.neuraldraft.io).
+API_CDN_HOST = "cdn.neuraldraft.io"
+
+
+def user_settings() -> Mapping[str, Any]:
+    """Return the project's ``NEURALDRAFT`` dict as written, without defaults."""
+    value = getattr(settings, "NEURALDRAFT", {})
+    if not isinstance(value, Mapping):
+        raise NeuralDraftConfigurationError(
+            f"settings.NEURALDRAFT must be a dict, not {type(value).__name__}."
+        )
+    return value
+
+
+def unknown_keys(user: Mapping[str, Any]) -> dict[str, str | None]:
+    """Map each key of ``user`` that we do not know to its closest known key, if any."""
+    return {
+        key: next(iter(difflib.get_close_matches(str(key), DEFAULTS, n=1)), None)
+        for key in user
+        if key not in DEFAULTS
+    }
+
+
+def describe_unknown_key(key: str, suggestion: str | None) -> str:
+    hint = f"; did you mean {suggestion!r}?" if suggestion else "."
+    return f"Unknown NEURALDRAFT key {key!r}{hint}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Mapping[str, Any]:
+    """Return the defaults overlaid with ``settings.NEURALDRAFT``, read-only.
+
+    Cached until Django's ``setting_changed`` fires, so ``override_settings``
+    works. Unknown keys raise rather than being ignored, because a typo such
+    as ``TIMEOUTS`` would otherwise fall back to a default silently.
+    """
+    user = user_settings()
+    unknown = unknown_keys(user)
+    if unknown:
+        raise NeuralDraftConfigurationError(
+            " ".join(describe_unknown_key(key, hint) for key, hint in unknown.items())
+        )
+    return MappingProxyType({**DEFAULTS, **user})
+
+
+@receiver(setting_changed)
+def _clear_cache_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "NEURALDRAFT":
+        get_settings.cache_clear()
+
+
+def api_key() -> str:
+    """Return the API key: ``NEURALDRAFT["API_KEY"]``, else the environment variable."""
+    key = get_settings()["API_KEY"] or os.environ.get(API_KEY_ENV_VAR)
+    if not key:
+        raise NeuralDraftConfigurationError(
+            f"No Neural Draft API key: set NEURALDRAFT['API_KEY'] or the {API_KEY_ENV_VAR} "
+            "environment variable."
+        )
+    return key
+
+
+def base_url() -> str:
+    return get_settings()["BASE_URL"].rstrip("/")
+
+
+def request_timeout() -> tuple[float, float]:
+    """Return ``(connect, read)`` seconds; a single number applies to both."""
+    value = get_settings()["TIMEOUT"]
+    if isinstance(value, (int, float)):
+        return (float(value), float(value))
+    connect, read = value
+    return (float(connect), float(read))
+
+
+def max_retries() -> int:
+    return int(get_settings()["MAX_RETRIES"])
+
+
+def storage_alias() -> str:
+    return get_settings()["STORAGE"]
+
+
+def upload_to() -> str:
+    return get_settings()["UPLOAD_TO"].strip("/")
+
+
+def default_style() -> str:
+    return get_settings()["DEFAULT_STYLE"] or ""
+
+
+def default_aspect_ratio() -> str:
+    return get_settings()["DEFAULT_ASPECT_RATIO"]
+
+
+def poll_schedule() -> tuple[float, float]:
+    """Return ``(first delay, longest delay)`` between polls of one job, in seconds."""
+    current = get_settings()
+    return (float(current["POLL_INITIAL"]), float(current["POLL_MAX"]))
+
+
+def job_timeout() -> float:
+    return float(get_settings()["JOB_TIMEOUT"])
+
+
+def max_download_bytes() -> int:
+    return int(get_settings()["MAX_DOWNLOAD_BYTES"])
+
+
+def max_pixels() -> int:
+    return int(get_settings()["MAX_PIXELS"])
+
+
+def allowed_download_hosts() -> tuple[str, ...]:
+    """Hosts images may be fetched from: the setting, else the API CDN and BASE_URL's host."""
+    configured = get_settings()["ALLOWED_DOWNLOAD_HOSTS"]
+    if configured is not None:
+        return tuple(configured)
+    api_host = urlsplit(base_url()).hostname
+    return tuple(host for host in (API_CDN_HOST, api_host) if host)
+
+
+def credits_per_image() -> int:
+    return int(get_settings()["CREDITS_PER_IMAGE"])
+
+
+def daily_credit_budget() -> int | None:
+    budget = get_settings()["DAILY_CREDIT_BUDGET"]
+    return None if budget is None else int(budget)
+
+
+def cache_alias() -> str:
+    return get_settings()["CACHE_ALIAS"]
+
+
+def cache_timeout() -> int:
+    return int(get_settings()["CACHE_TIMEOUT"])
+
+
+def placeholder() -> str | None:
+    """Return ``None`` for the built-in SVG, ``""`` for no placeholder, or a URL or static path."""
+    return get_settings()["PLACEHOLDER"]

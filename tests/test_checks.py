@@ -1,0 +1,187 @@
+"""Every system check, compared as whole CheckMessage objects."""
+
+import pytest
+from django.core.checks import Error, Warning
+from django.test import override_settings
+
+from django_neuraldraft import checks
+
+TEST_KEY = "ndsk_test_" + "a" * 31 + "Q"
+LIVE_KEY = "ndsk_live_" + "b" * 28 + "7yQp"
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_environment(monkeypatch):
+    monkeypatch.delenv("NEURALDRAFT_API_KEY", raising=False)
+
+
+def run_all():
+    return [message for check in checks.ALL_CHECKS for message in check()]
+
+
+class TestCleanConfiguration:
+    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY})
+    def test_test_key_in_development_passes_every_check(self):
+        assert run_all() == []
+
+    @override_settings(DEBUG=False, NEURALDRAFT={"API_KEY": LIVE_KEY})
+    def test_live_key_in_production_passes_every_check(self):
+        assert run_all() == []
+
+
+class TestApiKeyChecks:
+    @override_settings(NEURALDRAFT={})
+    def test_e001_missing_key(self):
+        assert checks.check_api_key() == [
+            Error(
+                "No Neural Draft API key is configured.",
+                hint="Set NEURALDRAFT['API_KEY'] or the NEURALDRAFT_API_KEY environment "
+                "variable to a key from your Neural Draft project settings.",
+                id="neuraldraft.E001",
+            )
+        ]
+
+    @override_settings(DEBUG=True, NEURALDRAFT={})
+    def test_key_from_environment_counts(self, monkeypatch):
+        monkeypatch.setenv("NEURALDRAFT_API_KEY", TEST_KEY)
+        assert checks.check_api_key() == []
+
+    @override_settings(NEURALDRAFT={"API_KEY": "ndsk_live_tooShort7yQp"})
+    def test_e002_malformed_key_is_reported_without_echoing_it(self):
+        assert checks.check_api_key() == [
+            Error(
+                "The Neural Draft API key … is malformed.",
+                hint="A key is 'ndsk_live_' or 'ndsk_test_' followed by 32 letters and digits; "
+                "copy it again without spaces or quotes.",
+                id="neuraldraft.E002",
+            )
+        ]
+
+    @override_settings(DEBUG=False, NEURALDRAFT={"API_KEY": TEST_KEY})
+    def test_w003_test_key_in_production(self):
+        assert checks.check_api_key() == [
+            Warning(
+                "A test API key (ndsk_test_…aaaQ) is used with DEBUG=False.",
+                hint="Production sites need an ndsk_live_ key; test keys only reach the sandbox.",
+                id="neuraldraft.W003",
+            )
+        ]
+
+    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": LIVE_KEY})
+    def test_w004_live_key_in_development(self):
+        assert checks.check_api_key() == [
+            Warning(
+                "A live API key (ndsk_live_…7yQp) is used with DEBUG=True.",
+                hint="Live keys spend real credits; use an ndsk_test_ key in development.",
+                id="neuraldraft.W004",
+            )
+        ]
+
+
+class TestSettingsShapeChecks:
+    @override_settings(NEURALDRAFT="ndsk_test_x")
+    def test_e005_not_a_dict_and_the_other_checks_stand_back(self):
+        assert run_all() == [
+            Error(
+                "settings.NEURALDRAFT must be a dict, not str.",
+                hint="Write NEURALDRAFT = {'API_KEY': ...}.",
+                id="neuraldraft.E005",
+            )
+        ]
+
+    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY, "MAX_RETRY": 2})
+    def test_e006_unknown_key(self):
+        assert run_all() == [
+            Error(
+                "Unknown NEURALDRAFT key 'MAX_RETRY'; did you mean 'MAX_RETRIES'?",
+                hint="Remove it or correct its spelling. See docs/configuration.rst.",
+                id="neuraldraft.E006",
+            )
+        ]
+
+
+class TestBaseUrlChecks:
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "BASE_URL": "api.neuraldraft.io/v1"})
+    def test_e007_not_absolute(self):
+        assert checks.check_base_url() == [
+            Error(
+                "NEURALDRAFT['BASE_URL'] = 'api.neuraldraft.io/v1' is not an absolute "
+                "http(s) URL.",
+                hint="Use the API root including the version, e.g. "
+                "'https://api.neuraldraft.io/v1'.",
+                id="neuraldraft.E007",
+            )
+        ]
+
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "BASE_URL": "http://api.example.com/v1"})
+    def test_e008_plain_http_to_a_remote_host(self):
+        assert checks.check_base_url() == [
+            Error(
+                "NEURALDRAFT['BASE_URL'] = 'http://api.example.com/v1' sends the API key "
+                "unencrypted.",
+                hint="Use https; plain http is accepted only for a loopback sandbox.",
+                id="neuraldraft.E008",
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        "url", ["http://127.0.0.1:8765/v1", "http://localhost:8765/v1", "http://[::1]:8765/v1"]
+    )
+    def test_plain_http_to_loopback_is_fine(self, url):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "BASE_URL": url}):
+            assert checks.check_base_url() == []
+
+
+class TestNumberChecks:
+    @pytest.mark.parametrize(
+        ("name", "value", "expected", "default"),
+        [
+            ("TIMEOUT", -1, "a positive number of seconds or a (connect, read) pair", (5, 30)),
+            ("TIMEOUT", (5, 0), "a positive number of seconds or a (connect, read) pair", (5, 30)),
+            ("TIMEOUT", "30", "a positive number of seconds or a (connect, read) pair", (5, 30)),
+            ("MAX_RETRIES", -2, "a whole number, 0 or more", 3),
+            ("MAX_RETRIES", True, "a whole number, 0 or more", 3),
+            ("CACHE_TIMEOUT", 0, "a positive whole number of seconds", 86400),
+            ("CACHE_TIMEOUT", None, "a positive whole number of seconds", 86400),
+        ],
+    )
+    def test_e009_nonsensical_number(self, name, value, expected, default):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, name: value}):
+            assert checks.check_numbers() == [
+                Error(
+                    f"NEURALDRAFT[{name!r}] = {value!r} is not {expected}.",
+                    hint=f"Fix the value or remove it to use the default, {default!r}.",
+                    id="neuraldraft.E009",
+                )
+            ]
+
+
+class TestStorageCheck:
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "STORAGE": "images"})
+    def test_e010_unknown_alias(self):
+        assert checks.check_storage() == [
+            Error(
+                "NEURALDRAFT['STORAGE'] = 'images' is not an alias in settings.STORAGES.",
+                hint="Use one of ['default', 'staticfiles'] or add 'images' to STORAGES.",
+                id="neuraldraft.E010",
+            )
+        ]
+
+
+class TestCacheCheck:
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "CACHE_ALIAS": "images"})
+    def test_e011_unknown_alias(self):
+        assert checks.check_cache() == [
+            Error(
+                "NEURALDRAFT['CACHE_ALIAS'] = 'images' is not an alias in settings.CACHES.",
+                hint="Use one of ['default'] or add 'images' to CACHES.",
+                id="neuraldraft.E011",
+            )
+        ]
+
+
+def test_checks_are_registered_with_django():
+    from django.core.checks.registry import registry
+
+    registered = registry.get_checks()
+    assert all(check in registered for check in checks.ALL_CHECKS)
