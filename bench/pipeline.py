@@ -1,0 +1,157 @@
+"""Benchmark: many generations submitted at once, followed by a real worker until all are bound.
+
+Against the sandbox with 1 s jobs, a prefork worker (concurrency 4) on the
+Redis broker and a SQLite database in WAL mode, it submits 200 generations
+as fast as ``services.request_generation`` allows and waits until every key
+shows its image. It reports, as one JSON line on stdout:
+
+- ``wall_s``: from the first submit to the last image bound;
+- ``requests_per_job``: API requests (``/v1/...``) per job, polling only (no
+  webhooks); ``http_requests_per_job`` counts the CDN downloads too;
+- ``p50_delay_s`` / ``p95_delay_s`` / ``max_delay_s``: from the moment a job
+  completed at the sandbox to the creation of its ``ImageVersion``;
+- ``polls_per_job``, ``submit_s`` (time to submit them all), ``jobs``;
+- ``cpu_s``: CPU seconds of this process (sandbox, submits) and of the worker.
+
+Goals (issue 3): ``wall_s`` <= 15, ``requests_per_job`` <= 5, ``p95_delay_s`` <= 3.
+
+Run from a checkout with Redis on 127.0.0.1:6379 (database 15 is emptied):
+``python bench/pipeline.py [--jobs 200] [--concurrency 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from typing import Any
+
+from _support import Bench, bench_project, emit, note
+
+GOALS = {"wall_s": 15.0, "requests_per_job": 5.0, "p95_delay_s": 3.0}
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` quantile (0..1) with linear interpolation, as NumPy's default."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run(bench: Bench, jobs: int, timeout: float) -> dict[str, Any]:
+    """Submit ``jobs`` generations, wait until they are bound, and measure."""
+    from django.db.models import Avg
+
+    from django_neuraldraft import services
+    from django_neuraldraft.models import ImageKey, ImageVersion, Job
+
+    ImageKey.objects.bulk_create(
+        ImageKey(key=f"bench.{n:04d}", prompt=f"Benchmark picture {n}: a harbour at dawn")
+        for n in range(jobs)
+    )
+    image_keys = list(ImageKey.objects.order_by("key"))
+
+    started = time.time()
+    for image_key in image_keys:
+        services.request_generation(image_key)
+    submitted = time.time()
+    note(f"submitted {jobs} generations in {submitted - started:.2f} s")
+
+    deadline = time.monotonic() + timeout
+    while True:
+        bound = ImageKey.objects.filter(current__isnull=False).count()
+        failed = Job.objects.filter(status="failed").count()
+        if bound + failed >= jobs:
+            break
+        if time.monotonic() > deadline:
+            tail = bench.worker.log_tail() if bench.worker else ""
+            raise TimeoutError(f"{bound}/{jobs} images bound after {timeout} s.\n{tail}")
+        time.sleep(0.05)
+
+    completed_at = bench.sandbox.completion_times()
+    bound_at = {
+        remote_id: created.timestamp()
+        for remote_id, created in ImageVersion.objects.values_list("job__remote_id", "created_at")
+    }
+    delays = [bound_at[job_id] - completed_at[job_id] for job_id in bound_at]
+    requests = bench.sandbox.requests
+    api_requests = sum(request.path.startswith("/v1/") for request in requests)
+    result = {
+        "bench": "pipeline",
+        "jobs": jobs,
+        "bound": len(bound_at),
+        "failed": failed,
+        "wall_s": round(max(bound_at.values()) - started, 3),
+        "submit_s": round(submitted - started, 3),
+        "requests_per_job": round(api_requests / jobs, 3),
+        "http_requests_per_job": round(len(requests) / jobs, 3),
+        "polls_per_job": round(Job.objects.aggregate(polls=Avg("polls"))["polls"], 3),
+        "p50_delay_s": round(statistics.median(delays), 3),
+        "p95_delay_s": round(percentile(delays, 0.95), 3),
+        "max_delay_s": round(max(delays), 3),
+    }
+    result["goals_met"] = all(result[name] <= goal for name, goal in GOALS.items())
+    return result
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--job-seconds", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for all")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--worker-loglevel", default="WARNING")
+    parser.add_argument(
+        "--image-format",
+        choices=["jpeg", "png"],
+        default="jpeg",
+        help="what the sandbox generates; JPEG like the API docs' examples (default)",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a NEURALDRAFT setting, e.g. POLL_INITIAL=1 (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.setting:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+
+    with bench_project(
+        job_seconds=args.job_seconds,
+        database=args.database,
+        neuraldraft=overrides,
+        worker_concurrency=args.concurrency,
+        worker_loglevel=args.worker_loglevel,
+        image_format=args.image_format,
+    ) as bench:
+        note(f"sandbox at {bench.sandbox.base_url}, worker concurrency {args.concurrency}")
+        own_cpu = cpu_seconds(resource.RUSAGE_SELF)
+        result = run(bench, args.jobs, args.timeout)
+        own_cpu = cpu_seconds(resource.RUSAGE_SELF) - own_cpu
+    result["cpu_s"] = {
+        "bench_process": round(own_cpu, 2),
+        "worker": round(cpu_seconds(resource.RUSAGE_CHILDREN), 2),
+    }
+    result.update(
+        concurrency=args.concurrency, job_seconds=args.job_seconds, database=args.database
+    )
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Image keys, the Neural Draft jobs that fill them, and every image ever bound to a key."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .choices import (
+    IN_FLIGHT_STATUSES,
+    TERMINAL_STATUSES,
+    AspectRatio,
+    ImageOrigin,
+    JobStatus,
+    JobType,
+)
+from .keys import MAX_KEY_LENGTH, validate_image_key
+from .managers import ImageKeyQuerySet, JobQuerySet
+from .storage import ConfiguredStorage
+
+
+class ImageKey(models.Model):
+    """One addressable image slot, such as ``hero.background``, and how to generate it."""
+
+    key = models.CharField(
+        _("key"),
+        max_length=MAX_KEY_LENGTH,
+        unique=True,
+        validators=[validate_image_key],
+        help_text=_("Lowercase letters, digits, '.', '-' and '_', e.g. hero.background."),
+    )
+    prompt = models.TextField(
+        _("prompt"), blank=True, help_text=_("What Neural Draft should draw for this key.")
+    )
+    style = models.CharField(
+        _("style"),
+        max_length=100,
+        blank=True,
+        help_text=_("Free-form style hint, e.g. photorealistic. Empty: the site default."),
+    )
+    aspect_ratio = models.CharField(
+        _("aspect ratio"),
+        max_length=5,
+        choices=AspectRatio.choices,
+        blank=True,
+        help_text=_("Empty: the site default."),
+    )
+    alt_text = models.CharField(
+        _("alternative text"),
+        max_length=300,
+        blank=True,
+        help_text=_("Describes the image for screen readers; rendered as the alt attribute."),
+    )
+    current = models.ForeignKey(
+        "ImageVersion",
+        verbose_name=_("image on show"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ImageKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("image key")
+        verbose_name_plural = _("image keys")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Job(models.Model):
+    """The local mirror of one remote Neural Draft job, of any type.
+
+    The row is written, with its idempotency key, before anything is sent, so
+    a submit that is retried after a lost response asks for the same remote job.
+    """
+
+    remote_id = models.CharField(
+        _("remote id"),
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("The job_… id at Neural Draft; empty until the job is submitted."),
+    )
+    type = models.CharField(
+        _("type"), max_length=32, choices=JobType.choices, default=JobType.IMAGE_GENERATE
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
+    )
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    message = models.CharField(_("message"), max_length=500, blank=True)
+    steps = models.JSONField(_("steps"), default=list, blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    raw = models.JSONField(
+        _("last remote response"),
+        null=True,
+        blank=True,
+        help_text=_("The job exactly as Neural Draft last described it."),
+    )
+    params = models.JSONField(
+        _("request parameters"),
+        default=dict,
+        blank=True,
+        help_text=_("What was sent to Neural Draft to create the job."),
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
+    credits = models.PositiveIntegerField(
+        _("credits"), default=0, help_text=_("Credits this job costs.")
+    )
+    image_key = models.ForeignKey(
+        ImageKey,
+        verbose_name=_("image key"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    remote_created_at = models.DateTimeField(_("created at Neural Draft"), null=True, blank=True)
+    remote_updated_at = models.DateTimeField(_("updated at Neural Draft"), null=True, blank=True)
+    polls = models.PositiveIntegerField(_("polls"), default=0)
+    last_polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    next_poll_at = models.DateTimeField(_("next poll"), null=True, blank=True)
+    finished_at = models.DateTimeField(
+        _("finished"), null=True, blank=True, help_text=_("When the job was seen to end.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "next_poll_at"], name="neuraldraft_job_due_idx"),
+            models.Index(fields=["created_at"], name="neuraldraft_job_created_idx"),
+        ]
+        constraints = [
+            # One generation per key at a time: a double click or a second editor
+            # gets the running job back instead of paying twice.
+            models.UniqueConstraint(
+                fields=["image_key"],
+                condition=Q(status__in=IN_FLIGHT_STATUSES),
+                name="neuraldraft_job_one_in_flight_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.remote_id or _("unsubmitted job #%(pk)s") % {"pk": self.pk}
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class ImageVersion(models.Model):
+    """One image file bound, now or once, to a key; never overwritten, so rollback is free."""
+
+    image_key = models.ForeignKey(
+        ImageKey, verbose_name=_("image key"), on_delete=models.CASCADE, related_name="versions"
+    )
+    file = models.ImageField(_("file"), storage=ConfiguredStorage(), max_length=300)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    bytes = models.PositiveBigIntegerField(_("size in bytes"))
+    mime_type = models.CharField(_("MIME type"), max_length=50)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    dominant_color = models.CharField(
+        _("dominant colour"),
+        max_length=7,
+        blank=True,
+        help_text=_("#rrggbb, painted while the image loads."),
+    )
+    origin = models.CharField(
+        _("origin"), max_length=16, choices=ImageOrigin.choices, default=ImageOrigin.GENERATED
+    )
+    source_url = models.URLField(_("source URL"), max_length=2000)
+    prompt = models.TextField(_("prompt"), blank=True)
+    style = models.CharField(_("style"), max_length=100, blank=True)
+    aspect_ratio = models.CharField(
+        _("aspect ratio"), max_length=5, choices=AspectRatio.choices, blank=True
+    )
+    credits_charged = models.PositiveIntegerField(_("credits charged"), default=0)
+    job = models.OneToOneField(
+        Job,
+        verbose_name=_("job"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="image_version",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("image version")
+        verbose_name_plural = _("image versions")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["image_key", "-created_at"], name="neuraldraft_version_key_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file.name

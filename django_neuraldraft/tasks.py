@@ -1,0 +1,139 @@
+"""Celery tasks that follow each job: thin wrappers around ``services``.
+
+Each task takes a primary key, re-reads the row and is safe to run twice
+(``acks_late``: a message redelivered after a crash must not do harm). A job
+that is waiting never holds a worker: the next poll is a new message with a
+countdown, not a sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import services
+from .choices import JobStatus
+from .exceptions import NeuralDraftError, RateLimitedError
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+#: A poll message that arrives this much before the job's ``next_poll_at`` is a
+#: duplicate (a requeue by the sweep, a redelivery) and is dropped, so one job
+#: never has two poll chains.
+_EARLY_POLL_TOLERANCE = timedelta(seconds=1)
+
+
+def _retry_delay(err: Exception, retries: int) -> float:
+    if isinstance(err, RateLimitedError) and err.retry_after:
+        return float(err.retry_after)
+    return min(60.0, 2.0**retries) * random.uniform(0.5, 1.0)
+
+
+@shared_task(name="neuraldraft.submit_generation", bind=True, acks_late=True, max_retries=None)
+def submit_generation(self, job_pk: int) -> None:
+    job = Job.objects.filter(pk=job_pk).first()
+    if job is None:
+        return
+    try:
+        job = services.submit(job)
+    except services.TRANSIENT_ERRORS as err:
+        if not services.give_up_if_overdue(job):
+            raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
+        return
+    if job.remote_id and not job.is_terminal:
+        _schedule_poll(job)
+
+
+def _schedule_poll(job: Job) -> None:
+    countdown = max(0.0, (job.next_poll_at - timezone.now()).total_seconds())
+    poll_job.apply_async((job.pk,), countdown=countdown)
+
+
+@shared_task(name="neuraldraft.poll_job", acks_late=True)
+def poll_job(job_pk: int) -> None:
+    job = Job.objects.filter(pk=job_pk, remote_id__isnull=False).first()
+    if job is None:
+        return
+    if job.status == JobStatus.COMPLETED:
+        if job.image_key_id and not hasattr(job, "image_version"):
+            ingest_job.delay(job.pk)
+        return
+    if job.is_terminal:
+        return
+    if job.next_poll_at and job.next_poll_at > timezone.now() + _EARLY_POLL_TOLERANCE:
+        return
+    try:
+        job = services.refresh_job(job)
+    except services.TRANSIENT_ERRORS as err:
+        logger.info("Polling job %s failed for now: %s", job.remote_id, err)
+        if isinstance(err, RateLimitedError) and err.retry_after:
+            services.postpone_poll(job, err.retry_after)
+            _schedule_poll(job)
+            return
+    else:
+        if job.status == JobStatus.COMPLETED and job.image_key_id:
+            _ingest_now(job)
+            return
+        if job.is_terminal:
+            return
+    if services.give_up_if_overdue(job):
+        return
+    poll_job.apply_async((job.pk,), countdown=services.schedule_next_poll(job))
+
+
+def _ingest_now(job: Job) -> None:
+    """Bind the image in the poll that saw the job finish, or queue it if that fails for now.
+
+    A queued ingest would wait behind every poll already due, adding seconds
+    between a job finishing and its image showing.
+    """
+    try:
+        services.ingest(job)
+    except services.TRANSIENT_ERRORS as err:
+        ingest_job.apply_async((job.pk,), countdown=_retry_delay(err, 0))
+    except NeuralDraftError:
+        logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+
+
+@shared_task(name="neuraldraft.ingest_job", bind=True, acks_late=True, max_retries=5)
+def ingest_job(self, job_pk: int) -> None:
+    job = Job.objects.filter(pk=job_pk).first()
+    if job is None or job.status != JobStatus.COMPLETED:
+        return
+    try:
+        services.ingest(job)
+    except services.TRANSIENT_ERRORS as err:
+        raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
+    except NeuralDraftError:
+        logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+
+
+@shared_task(name="neuraldraft.sweep_stale_jobs")
+def sweep_stale_jobs(grace_seconds: float = 60.0) -> dict[str, int]:
+    """Requeue jobs whose task was lost (a worker killed mid-download, a lost message).
+
+    Meant for celery beat, every minute or so. Work younger than
+    ``grace_seconds`` is left to the task that should still be on it; a task
+    requeued while the original is alive does no harm, as every task is safe
+    to run twice.
+    """
+    before = timezone.now() - timedelta(seconds=grace_seconds)
+    requeued = {
+        "submit": list(Job.objects.unsubmitted(before=before).values_list("pk", flat=True)),
+        "poll": list(Job.objects.overdue_polls(before=before).values_list("pk", flat=True)),
+        "ingest": list(Job.objects.awaiting_ingest(before=before).values_list("pk", flat=True)),
+    }
+    for pk in requeued["submit"]:
+        submit_generation.delay(pk)
+    for pk in requeued["poll"]:
+        poll_job.delay(pk)
+    for pk in requeued["ingest"]:
+        ingest_job.delay(pk)
+    if any(requeued.values()):
+        logger.warning("Requeued stale Neural Draft jobs: %s", requeued)
+    return {name: len(pks) for name, pks in requeued.items()}

@@ -1,0 +1,136 @@
+"""The URL policy and the image checks that run before a downloaded file is kept."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from django_neuraldraft.downloads import DownloadPolicy, inspect_image
+from django_neuraldraft.exceptions import DownloadRefusedError, InvalidImageError
+
+
+def image_bytes(fmt: str, size=(40, 30), color=(200, 30, 30)) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, fmt)
+    buffer.seek(0)
+    return buffer
+
+
+def public_dns(host: str, port: int) -> list[str]:
+    """Stands in for DNS, which this offline machine does not have, for names under test."""
+    return {"localhost": ["127.0.0.1"], "rebound.neuraldraft.io": ["10.1.2.3"]}.get(
+        host, ["93.184.215.14"]
+    )
+
+
+class TestDownloadPolicy:
+    def test_allowed_host(self):
+        DownloadPolicy(["cdn.neuraldraft.io"], resolve=public_dns)(
+            "https://cdn.neuraldraft.io/prj_1/a.png"
+        )
+
+    def test_parent_domain_entry_covers_subdomains_only(self):
+        policy = DownloadPolicy([".example.com"], resolve=public_dns)
+        policy("https://img.example.com/a.png")
+        with pytest.raises(DownloadRefusedError):
+            policy("https://badexample.com/a.png")
+
+    def test_allowed_name_resolving_to_a_private_address_is_refused(self):
+        with pytest.raises(DownloadRefusedError, match=r"resolves to 10\.1\.2\.3"):
+            DownloadPolicy([".neuraldraft.io"], resolve=public_dns)(
+                "https://rebound.neuraldraft.io/a.png"
+            )
+
+    def test_a_name_that_does_not_resolve_is_refused(self):
+        with pytest.raises(DownloadRefusedError, match="Cannot resolve"):
+            DownloadPolicy(["nowhere.invalid"])("https://nowhere.invalid/a.png")
+
+    def test_host_not_in_list(self):
+        with pytest.raises(DownloadRefusedError, match="not in NEURALDRAFT"):
+            DownloadPolicy(["cdn.neuraldraft.io"])("https://evil.example/a.png")
+
+    @pytest.mark.parametrize(
+        "url", ["ftp://cdn.neuraldraft.io/a.png", "file:///etc/passwd", "//cdn/a.png", "a.png"]
+    )
+    def test_only_http_and_https(self, url):
+        with pytest.raises(DownloadRefusedError):
+            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://10.0.0.8/a.png",
+            "http://192.168.1.1/a.png",
+            "http://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:9/a.png",
+            "http://[::1]/a.png",
+        ],
+    )
+    def test_private_loopback_and_link_local_addresses_are_refused(self, url):
+        with pytest.raises(DownloadRefusedError):
+            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+
+    def test_allowed_name_resolving_to_loopback_is_refused(self):
+        with pytest.raises(DownloadRefusedError, match=r"resolves to 127\.0\.0\.1"):
+            DownloadPolicy(["localhost"])("http://localhost:8765/a.png")
+
+    def test_allow_listed_address_and_network(self):
+        DownloadPolicy(["127.0.0.1"])("http://127.0.0.1:8765/cdn/a.png")
+        DownloadPolicy(["localhost", "127.0.0.0/8"])("http://localhost:8765/a.png")
+        DownloadPolicy(["::1"])("http://[::1]:8765/a.png")
+
+
+class TestInspectImage:
+    @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+    def test_accepted_formats(self, fmt):
+        image_format, width, height, color = inspect_image(image_bytes(fmt), max_pixels=10_000)
+        assert (image_format, width, height) == (fmt, 40, 30)
+        assert color.startswith("#") and len(color) == 7
+
+    def test_dominant_colour(self):
+        buffer = io.BytesIO()
+        image = Image.new("RGB", (100, 100), (10, 120, 200))
+        image.paste((250, 250, 250), (0, 0, 20, 20))
+        image.save(buffer, "PNG")
+        assert inspect_image(buffer, max_pixels=10**6)[3] == "#0a78c8"
+
+    def test_other_formats_are_refused(self):
+        with pytest.raises(InvalidImageError, match="BMP images are not accepted"):
+            inspect_image(image_bytes("BMP"), max_pixels=10_000)
+
+    def test_pixel_cap_is_checked_before_decoding(self):
+        with pytest.raises(InvalidImageError, match="40x30 pixels, more than the 1000"):
+            inspect_image(image_bytes("PNG"), max_pixels=1000)
+
+    def test_truncated_image(self):
+        data = image_bytes("PNG", size=(300, 300)).getvalue()
+        with pytest.raises(InvalidImageError, match="not a valid image"):
+            inspect_image(io.BytesIO(data[: len(data) // 2]), max_pixels=10**6)
+
+    def test_png_with_a_broken_chunk(self):
+        data = bytearray(image_bytes("PNG").getvalue())
+        data[-14] ^= 0xFF  # in the CRC of the last IDAT chunk, before IEND
+        with pytest.raises(InvalidImageError, match="bad CRC"):
+            inspect_image(io.BytesIO(bytes(data)), max_pixels=10**6)
+
+    def test_png_padded_with_a_huge_chunk_is_checked_but_not_decoded(self):
+        data = image_bytes("PNG").getvalue()
+        payload = b"\0" * (2 * 1024 * 1024)
+        chunk = struct.pack(">I", len(payload)) + b"prVt" + payload
+        chunk += struct.pack(">I", zlib.crc32(b"prVt" + payload))
+        padded = data[:-12] + chunk + data[-12:]
+        assert inspect_image(io.BytesIO(padded), max_pixels=10**6)[1:] == (40, 30, "")
+
+    def test_not_an_image(self):
+        with pytest.raises(InvalidImageError, match="not a valid image"):
+            inspect_image(io.BytesIO(b"<html>Not found</html>"), max_pixels=10**6)
+
+    def test_large_non_jpeg_is_not_decoded_for_its_colour(self):
+        buffer = image_bytes("PNG", size=(2100, 2000))
+        assert inspect_image(buffer, max_pixels=10**7)[3] == ""
+
+    def test_large_jpeg_gets_its_colour_from_a_reduced_decode(self):
+        buffer = image_bytes("JPEG", size=(2100, 2000), color=(0, 0, 255))
+        assert inspect_image(buffer, max_pixels=10**7)[3] in ("#0000fe", "#0000ff")

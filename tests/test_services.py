@@ -1,0 +1,389 @@
+"""Services against the sandbox over loopback: request, submit, mirror, ingest, cancel, pull."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import requests
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from django_neuraldraft import services
+from django_neuraldraft.choices import ImageOrigin, JobStatus
+from django_neuraldraft.exceptions import (
+    CreditBudgetExceededError,
+    DownloadRefusedError,
+    DownloadTooLargeError,
+    InvalidImageError,
+    NotFoundError,
+    ServerError,
+)
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
+from django_neuraldraft.signals import image_ready, job_failed
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+
+@pytest.fixture
+def hero():
+    return ImageKey.objects.create(
+        key="hero.background", prompt="A quiet harbour at dawn", aspect_ratio="16:9"
+    )
+
+
+@pytest.fixture
+def received():
+    """Signals sent during the test, as (signal name, kwargs) pairs."""
+    seen = []
+
+    def on_ready(sender, **kwargs):
+        seen.append(("image_ready", kwargs))
+
+    def on_failed(sender, **kwargs):
+        seen.append(("job_failed", kwargs))
+
+    image_ready.connect(on_ready)
+    job_failed.connect(on_failed)
+    yield seen
+    image_ready.disconnect(on_ready)
+    job_failed.disconnect(on_failed)
+
+
+def submitted(image_key, sandbox) -> Job:
+    job = services.request_generation(image_key)
+    return services.submit(job)
+
+
+def completed(image_key, sandbox, **options) -> Job:
+    job = services.submit(services.request_generation(image_key, **options))
+    sandbox.finish_job(job.remote_id)
+    return services.refresh_job(job)
+
+
+def stored(version: ImageVersion) -> bytes:
+    with storages["default"].open(version.file.name) as file:
+        return file.read()
+
+
+class TestRequestGeneration:
+    def test_job_is_written_before_anything_is_sent(self, hero, sandbox, published):
+        job = services.request_generation(hero, requested_by=None)
+        assert job.status == JobStatus.PENDING
+        assert job.remote_id is None
+        assert len(job.idempotency_key) == 32
+        assert job.params == {
+            "prompt": "A quiet harbour at dawn",
+            "aspect_ratio": "16:9",
+            "key": "hero.background",
+        }
+        assert job.credits == 40
+        assert sandbox.requests == []
+
+    def test_submit_task_is_queued_on_commit(
+        self, hero, published, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            job = services.request_generation(hero)
+        assert [(task.name, task.args) for task in published] == [
+            ("neuraldraft.submit_generation", (job.pk,))
+        ]
+
+    def test_asking_again_while_in_flight_returns_the_running_job(self, hero):
+        first = services.request_generation(hero)
+        assert services.request_generation(hero, prompt="Something else") == first
+        assert Job.objects.count() == 1
+
+    def test_arguments_win_over_the_key_and_defaults_fill_the_rest(self, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DEFAULT_STYLE": "watercolour"}
+        job = services.request_generation("team.photo", prompt="Five people", aspect_ratio="1:1")
+        assert job.params == {
+            "prompt": "Five people",
+            "aspect_ratio": "1:1",
+            "key": "team.photo",
+            "style": "watercolour",
+        }
+
+    @pytest.mark.parametrize(
+        ("key", "options", "code"),
+        [
+            ("Hero/Background", {"prompt": "x"}, "invalid"),
+            ("hero", {"prompt": "   "}, "empty_prompt"),
+            ("hero", {"prompt": "x", "aspect_ratio": "2:1"}, "aspect_ratio"),
+        ],
+    )
+    def test_bad_input_is_refused_and_changes_nothing(self, key, options, code, sandbox):
+        with pytest.raises(ValidationError) as excinfo:
+            services.request_generation(key, **options)
+        assert excinfo.value.code == code
+        assert not Job.objects.exists()
+        assert sandbox.requests == []
+
+    def test_daily_budget_refuses_before_any_api_call(self, settings, sandbox):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 80}
+        services.request_generation("a", prompt="one")
+        services.request_generation("b", prompt="two")
+        with pytest.raises(CreditBudgetExceededError, match="40 credits; 80 of today's budget"):
+            services.request_generation("c", prompt="three")
+        assert Job.objects.count() == 2
+        assert sandbox.requests == []
+
+    def test_generate_remembers_the_prompt_on_the_key(self):
+        job = services.generate("about.team", prompt="Five people", alt_text="Our team")
+        image_key = ImageKey.objects.get(key="about.team")
+        assert (image_key.prompt, image_key.alt_text) == ("Five people", "Our team")
+        assert job.image_key == image_key
+
+    def test_package_exposes_generate(self):
+        import django_neuraldraft
+
+        assert django_neuraldraft.generate is services.generate
+
+
+class TestSubmit:
+    def test_mirrors_the_remote_job_with_the_stored_idempotency_key(self, hero, sandbox):
+        job = submitted(hero, sandbox)
+        assert job.remote_id.startswith("job_")
+        assert job.status == JobStatus.PENDING
+        assert job.next_poll_at is not None
+        assert job.raw["id"] == job.remote_id
+        (post,) = sandbox.assert_called("POST", "/v1/images", times=1)
+        assert post.headers["Idempotency-Key"] == job.idempotency_key
+        assert post.json == {
+            "prompt": "A quiet harbour at dawn",
+            "aspect_ratio": "16:9",
+            "key": "hero.background",
+        }
+
+    def test_submitting_twice_sends_once(self, hero, sandbox):
+        job = submitted(hero, sandbox)
+        services.submit(job)
+        sandbox.assert_called("POST", "/v1/images", times=1)
+
+    def test_a_dropped_response_still_makes_exactly_one_remote_job(self, hero, sandbox):
+        sandbox.set_fault("drop_response", count=1, method="POST", path="/v1/images")
+        job = submitted(hero, sandbox)
+        assert len(sandbox.jobs) == 1
+        assert job.remote_id in sandbox.jobs
+        first, second = sandbox.assert_called("POST", "/v1/images", times=2)
+        assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
+
+    def test_a_short_5xx_storm_is_ridden_out(self, hero, sandbox):
+        sandbox.set_fault("status", status=503, count=2, path="/v1/images")
+        assert submitted(hero, sandbox).remote_id
+
+    def test_a_long_5xx_storm_leaves_the_job_pending_for_a_later_retry(self, hero, sandbox):
+        sandbox.set_fault("status", status=500, path="/v1/images")
+        job = services.request_generation(hero)
+        with pytest.raises(ServerError):
+            services.submit(job)
+        job.refresh_from_db()
+        assert (job.status, job.remote_id) == (JobStatus.PENDING, None)
+
+    def test_a_refusal_fails_the_job_and_frees_the_key(self, hero, sandbox, received):
+        sandbox.set_fault("status", status=402, code="insufficient_credits", count=1)
+        job = submitted(hero, sandbox)
+        assert job.status == JobStatus.FAILED
+        assert job.error_code == "insufficient_credits"
+        assert services.request_generation(hero) != job
+
+
+class TestRefreshJob:
+    def test_completed_job_is_mirrored(self, hero, sandbox):
+        job = completed(hero, sandbox)
+        assert job.status == JobStatus.COMPLETED
+        assert job.progress == 100
+        assert job.result["url"].startswith(sandbox.origin + "/cdn/")
+        assert job.finished_at is not None
+        assert job.next_poll_at is None
+        assert job.polls == 1
+
+    def test_state_never_moves_backwards(self, hero, sandbox):
+        job = completed(hero, sandbox)
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+        assert services.refresh_job(job).status == JobStatus.CANCELLED
+
+    def test_a_failed_job_says_why(
+        self, hero, sandbox, received, django_capture_on_commit_callbacks
+    ):
+        sandbox.set_fault("job_failure", code="upstream_unavailable")
+        job = submitted(hero, sandbox)
+        sandbox.finish_job(job.remote_id)
+        with django_capture_on_commit_callbacks(execute=True):
+            job = services.refresh_job(job)
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "upstream_unavailable")
+        assert job.error_message
+        assert received == [("job_failed", {"job": job, "signal": job_failed})]
+
+    def test_give_up_after_the_job_timeout(self, hero, settings, sandbox):
+        job = submitted(hero, sandbox)
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 0.001}
+        assert services.give_up_if_overdue(job)
+        job.refresh_from_db()
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "timed_out")
+
+
+class TestPollSchedule:
+    def test_delays_grow_to_the_cap_with_jitter(self, hero, settings, sandbox):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "POLL_INITIAL": 2, "POLL_MAX": 30}
+        job = submitted(hero, sandbox)
+        delays = []
+        for polls in (1, 2, 3, 12):
+            job.polls = polls
+            delays.append(services.schedule_next_poll(job))
+        assert 1.6 <= delays[0] <= 2.4
+        assert 2.4 <= delays[1] <= 3.6
+        assert 3.6 <= delays[2] <= 5.4
+        assert 24 <= delays[3] <= 36
+
+
+class TestIngest:
+    def test_stores_the_image_under_its_hash_and_binds_it(
+        self, hero, sandbox, received, django_capture_on_commit_callbacks
+    ):
+        job = completed(hero, sandbox)
+        with django_capture_on_commit_callbacks(execute=True):
+            version = services.ingest(job)
+        content = stored(version)
+        digest = hashlib.sha256(content).hexdigest()
+        assert version.file.name == f"neuraldraft/hero.background/{digest}.png"
+        assert (version.width, version.height) == (1024, 576)
+        assert (version.bytes, version.sha256, version.mime_type) == (
+            len(content),
+            digest,
+            "image/png",
+        )
+        assert version.dominant_color.startswith("#")
+        assert (version.prompt, version.aspect_ratio, version.credits_charged) == (
+            "A quiet harbour at dawn",
+            "16:9",
+            40,
+        )
+        assert version.origin == ImageOrigin.GENERATED
+        assert version.source_url == job.result["url"]
+        hero.refresh_from_db()
+        assert hero.current == version
+        assert received == [
+            ("image_ready", {"image_key": hero, "version": version, "signal": image_ready})
+        ]
+
+    def test_ingesting_twice_keeps_one_version(self, hero, sandbox):
+        job = completed(hero, sandbox)
+        assert services.ingest(job) == services.ingest(job)
+        assert ImageVersion.objects.count() == 1
+        assert len([r for r in sandbox.requests if r.path.startswith("/cdn/")]) == 1
+
+    def test_a_new_image_never_replaces_the_old_file(self, hero, sandbox):
+        first = services.ingest(completed(hero, sandbox))
+        second = services.ingest(completed(hero, sandbox, prompt="The harbour at dusk"))
+        assert first.file.name != second.file.name
+        assert storages["default"].exists(first.file.name)
+        hero.refresh_from_db()
+        assert hero.current == second
+
+    @pytest.mark.parametrize(
+        ("fault", "params", "error", "code"),
+        [
+            ("corrupt_image", {}, InvalidImageError, "invalid_image"),
+            ("wrong_content_type", {}, InvalidImageError, "invalid_image"),
+            (
+                "oversized_image",
+                {"width": 9000, "height": 9000},
+                InvalidImageError,
+                "invalid_image",
+            ),
+            (
+                "oversized_image",
+                {"bytes": 30 * 1024 * 1024},
+                DownloadTooLargeError,
+                "image_too_large",
+            ),
+        ],
+    )
+    def test_a_bad_image_fails_the_job_and_keeps_the_old_one(
+        self, hero, sandbox, settings, fault, params, error, code
+    ):
+        old = services.ingest(completed(hero, sandbox))
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "MAX_PIXELS": 10_000_000}
+        job = completed(hero, sandbox)
+        sandbox.set_fault(fault, path="/cdn", **params)
+        with pytest.raises(error):
+            services.ingest(job)
+        job.refresh_from_db()
+        assert (job.status, job.error_code) == (JobStatus.FAILED, code)
+        hero.refresh_from_db()
+        assert hero.current == old
+        assert ImageVersion.objects.count() == 1
+
+    def test_a_result_url_on_a_private_address_is_never_fetched(self, hero, sandbox):
+        sandbox.set_fault("result_url", url="http://10.20.30.40/steal.png")
+        job = completed(hero, sandbox)
+        with pytest.raises(DownloadRefusedError, match=r"10\.20\.30\.40"):
+            services.ingest(job)
+        job.refresh_from_db()
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "download_refused")
+
+    def test_a_partial_file_left_by_a_crash_is_replaced(self, hero, sandbox, settings, tmp_path):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(tmp_path)},
+            },
+        }
+        job = completed(hero, sandbox)
+        content = sandbox_image(sandbox, job)
+        name = f"neuraldraft/hero.background/{hashlib.sha256(content).hexdigest()}.png"
+        storages["default"].save(name, ContentFile(content[:100]))
+        version = services.ingest(job)
+        assert version.file.name == name
+        assert (tmp_path / name).read_bytes() == content
+
+
+def sandbox_image(sandbox, job) -> bytes:
+    return requests.get(job.result["url"], timeout=10).content
+
+
+class TestCancel:
+    def test_unsubmitted_job_is_cancelled_locally(self, hero, sandbox):
+        job = services.cancel(services.request_generation(hero))
+        assert job.status == JobStatus.CANCELLED
+        assert sandbox.requests == []
+
+    def test_submitted_job_is_cancelled_remotely(self, hero, sandbox):
+        job = services.cancel(submitted(hero, sandbox))
+        assert job.status == JobStatus.CANCELLED
+        sandbox.assert_called("POST", f"/v1/jobs/{job.remote_id}/cancel", times=1)
+
+    def test_a_job_that_finished_meanwhile_stays_finished(self, hero, sandbox):
+        job = submitted(hero, sandbox)
+        sandbox.finish_job(job.remote_id)
+        assert services.cancel(job).status == JobStatus.COMPLETED
+
+
+class TestPullAndRollback:
+    def test_pull_adopts_the_remote_image_once(self, hero, sandbox):
+        job = completed(hero, sandbox)
+        pulled = services.pull("hero.background")
+        assert pulled.origin == ImageOrigin.PULLED
+        assert pulled.job is None
+        assert services.pull("hero.background") == pulled
+        assert pulled.sha256 == hashlib.sha256(sandbox_image(sandbox, job)).hexdigest()
+
+    def test_pull_of_an_unknown_key(self, sandbox):
+        with pytest.raises(NotFoundError):
+            services.pull("nothing.here")
+
+    def test_rollback_shows_an_older_version_again(self, hero, sandbox):
+        first = services.ingest(completed(hero, sandbox))
+        services.ingest(completed(hero, sandbox, prompt="The harbour at dusk"))
+        services.rollback(hero, first)
+        hero.refresh_from_db()
+        assert hero.current == first
+
+    def test_rollback_to_another_keys_version_is_refused(self, hero, sandbox):
+        version = services.ingest(completed(hero, sandbox))
+        other = ImageKey.objects.create(key="other")
+        with pytest.raises(ValidationError):
+            services.rollback(other, version)
