@@ -1,4 +1,4 @@
-"""Django app configuration: registers the system checks."""
+"""Django app configuration: registers the system checks and the image cache's invalidation."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -13,7 +13,9 @@ class NeuralDraftConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from . import resolver
         from .checks import ALL_CHECKS
 
         for check in ALL_CHECKS:
             checks.register(check, "neuraldraft")
+        resolver.connect_signals()

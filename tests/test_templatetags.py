@@ -1,0 +1,348 @@
+"""The ``neuraldraft`` tag library: markup, escaping, placeholders and queries per template."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+import pytest
+from django.core.cache import caches
+from django.template import Context, Template, TemplateSyntaxError
+from django.template.loader import render_to_string
+from django.test import override_settings
+
+from django_neuraldraft import resolver
+from django_neuraldraft.models import Job
+from tests.helpers import add_version, create_image_key
+
+pytestmark = pytest.mark.django_db
+
+API_KEY = "ndsk_test_" + "T" * 32
+HERO = (
+    '<img src="/media/neuraldraft/hero.background/first.png" width="1600" height="900" '
+    'alt="Dunes at dawn"'
+)
+
+#: A page of three templates: a child, its parent and an include rendered three times.
+PAGE = {
+    "base.html": "{% load neuraldraft %}"
+    '{% neuraldraft_image "site.logo" %}{% block body %}{% endblock %}',
+    "page.html": '{% extends "base.html" %}{% load neuraldraft %}'
+    '{% block body %}{% neuraldraft_image "page.hero" %}'
+    '{% for n in "123" %}{% include "card.html" %}{% endfor %}'
+    "{% endblock %}",
+    "card.html": '{% load neuraldraft %}{% neuraldraft_url "card" %}',
+}
+
+
+@pytest.fixture(autouse=True)
+def _cold_cache():
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+@pytest.fixture
+def hero():
+    return create_image_key(
+        "hero.background",
+        file="neuraldraft/hero.background/first.png",
+        alt_text="Dunes at dawn",
+        dominant_color="#c08040",
+    )
+
+
+def render(source: str, **context) -> str:
+    return Template("{% load neuraldraft %}" + source).render(Context(context))
+
+
+def svg_of(html: str) -> str:
+    """The SVG document inside the first ``data:image/svg+xml`` URL of ``html``."""
+    return unquote(re.search(r"data:image/svg\+xml,([^\"]+)", html)[1])
+
+
+class TestImageTag:
+    def test_the_image_on_show_with_its_size_and_alt_text(self, hero):
+        assert render('{% neuraldraft_image "hero.background" %}') == f"{HERO}>"
+
+    def test_attributes_pass_through_in_order(self, hero):
+        html = render(
+            '{% neuraldraft_image "hero.background" class="hero wide" loading="lazy" '
+            "data-slot=slot fetchpriority=priority %}",
+            slot=3,
+            priority="high",
+        )
+
+        assert (
+            html == f'{HERO} class="hero wide" loading="lazy" data-slot="3" fetchpriority="high">'
+        )
+
+    def test_true_gives_a_bare_attribute_and_false_or_none_leaves_it_out(self, hero):
+        html = render(
+            '{% neuraldraft_image "hero.background" hidden=True draggable=False title=None %}'
+        )
+
+        assert html == f"{HERO} hidden>"
+
+    def test_the_template_may_set_alt_width_and_height(self, hero):
+        html = render(
+            '{% neuraldraft_image "hero.background" alt="Sand" width=800 height="450" %}'
+        )
+
+        assert html == (
+            '<img src="/media/neuraldraft/hero.background/first.png" '
+            'alt="Sand" width="800" height="450">'
+        )
+
+    def test_hostile_alt_text_from_the_database_is_escaped(self):
+        create_image_key("evil", file="evil.png", alt_text='"><script>alert(1)</script>')
+
+        html = render('{% autoescape off %}{% neuraldraft_image "evil" %}{% endautoescape %}')
+
+        assert 'alt="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">' in html
+        assert "<script>" not in html
+
+    def test_hostile_attribute_values_are_escaped(self, hero):
+        html = render(
+            '{% neuraldraft_image "hero.background" title=title %}', title='x" onerror="1'
+        )
+
+        assert html == f'{HERO} title="x&quot; onerror=&quot;1">'
+
+    def test_the_key_may_be_a_variable(self, hero):
+        assert render("{% neuraldraft_image page.image %}", page={"image": "hero.background"}) == (
+            f"{HERO}>"
+        )
+
+    def test_the_key_may_be_image_data_resolved_in_the_view(self, hero, django_assert_num_queries):
+        images = resolver.resolve_many(["hero.background"])
+
+        with django_assert_num_queries(0):
+            html = render("{% neuraldraft_image image %}", image=images["hero.background"])
+
+        assert html == f"{HERO}>"
+
+    @pytest.mark.parametrize(
+        ("tag", "message"),
+        [
+            ("{% neuraldraft_image %}", "neuraldraft_image needs an image key"),
+            ('{% neuraldraft_image "k" lazy %}', "takes attributes as name=value, not 'lazy'"),
+            ('{% neuraldraft_image "k" src="x.png" %}', "sets src itself"),
+            ('{% neuraldraft_image "k" on"x=1 %}', "is not an HTML attribute name"),
+            ('{% neuraldraft_image "k" alt="a" alt="b" %}', "'alt' is given twice"),
+        ],
+    )
+    def test_mistakes_are_reported_when_the_template_compiles(self, tag, message):
+        with pytest.raises(TemplateSyntaxError, match=re.escape(message)):
+            render(tag)
+
+
+class TestUrlTag:
+    def test_the_url_of_the_image_on_show(self, hero):
+        assert render('{% neuraldraft_url "hero.background" %}') == (
+            "/media/neuraldraft/hero.background/first.png"
+        )
+
+    def test_as_a_variable(self, hero):
+        html = render(
+            '{% neuraldraft_url key as url %}<div style="background-image: url({{ url }})">',
+            key="hero.background",
+        )
+
+        assert html == (
+            '<div style="background-image: url(/media/neuraldraft/hero.background/first.png)">'
+        )
+
+    def test_a_key_without_an_image_gives_the_placeholder(self):
+        url = render('{% neuraldraft_url "nothing.here" %}')
+
+        assert url.startswith("data:image/svg+xml,")
+
+    @pytest.mark.parametrize("tag", ["{% neuraldraft_url %}", '{% neuraldraft_url "a" "b" %}'])
+    def test_one_key(self, tag):
+        with pytest.raises(TemplateSyntaxError, match="takes one image key"):
+            render(tag)
+
+
+class TestImageDataTag:
+    def test_data_for_markup_of_your_own(self, hero):
+        html = render(
+            '{% neuraldraft_image_data "hero.background" as img %}'
+            "{{ img.key }} {{ img.url }} {{ img.width }}x{{ img.height }} {{ img.alt }} "
+            "{{ img.color }} {{ img.ready }}"
+        )
+
+        assert html == (
+            "hero.background /media/neuraldraft/hero.background/first.png 1600x900 "
+            "Dunes at dawn #c08040 True"
+        )
+
+    def test_a_key_without_an_image_gives_the_placeholder_and_says_so(self):
+        create_image_key("card.one", aspect_ratio="1:1")
+
+        html = render(
+            '{% neuraldraft_image_data "card.one" as img %}'
+            "{{ img.width }}x{{ img.height }} {{ img.status }} {{ img.ready }}"
+        )
+
+        assert html == "1024x1024 empty False"
+
+    def test_as_is_required(self):
+        with pytest.raises(TemplateSyntaxError, match='needs "as"'):
+            render('{% neuraldraft_image_data "hero.background" %}')
+
+
+class TestPlaceholders:
+    @pytest.mark.parametrize(
+        ("ratio", "width", "height"),
+        [
+            ("16:9", 1024, 576),
+            ("9:16", 576, 1024),
+            ("1:1", 1024, 1024),
+            ("4:5", 819, 1024),
+            ("4:3", 1024, 768),
+            ("3:2", 1024, 683),
+        ],
+    )
+    def test_an_svg_of_the_keys_aspect_ratio(self, ratio, width, height):
+        create_image_key("card.one", aspect_ratio=ratio, alt_text="A card")
+
+        html = render('{% neuraldraft_image "card.one" class="card" %}')
+
+        across, down = ratio.split(":")
+        assert html.endswith(f'" width="{width}" height="{height}" alt="A card" class="card">')
+        assert f'viewBox="0 0 {across} {down}"' in svg_of(html)
+        assert 'fill-opacity=".15"' in svg_of(html)
+
+    @override_settings(NEURALDRAFT={"API_KEY": API_KEY, "DEFAULT_ASPECT_RATIO": "4:3"})
+    def test_an_unknown_key_takes_the_default_aspect_ratio(self):
+        html = render('{% neuraldraft_image "nothing.here" alt="" %}')
+
+        assert 'width="1024" height="768"' in html
+        assert 'viewBox="0 0 4 3"' in svg_of(html)
+
+    def test_while_a_generation_runs_it_is_marked_and_filled_with_the_last_colour(self):
+        image_key = create_image_key("card.one", aspect_ratio="1:1")
+        add_version(image_key, "removed.png", dominant_color="#336699")
+        Job.objects.create(image_key=image_key, idempotency_key="idem-1")
+
+        html = render('{% neuraldraft_image "card.one" %}')
+
+        assert html.endswith('" width="1024" height="1024" alt="" data-neuraldraft-pending>')
+        assert 'fill="#336699"' in svg_of(html)
+
+    def test_an_image_on_show_stays_while_a_new_one_is_generated(self, hero):
+        Job.objects.create(image_key=hero, idempotency_key="idem-1")
+
+        assert render('{% neuraldraft_image "hero.background" %}') == f"{HERO}>"
+
+    @override_settings(NEURALDRAFT={"API_KEY": API_KEY, "PLACEHOLDER": ""})
+    def test_an_empty_placeholder_renders_nothing(self):
+        assert render('[{% neuraldraft_image "nothing.here" %}]') == "[]"
+        assert render('[{% neuraldraft_url "nothing.here" %}]') == "[]"
+
+    @pytest.mark.parametrize(
+        ("placeholder", "url"),
+        [
+            ("https://cdn.example.com/none.png", "https://cdn.example.com/none.png"),
+            ("/media/none.png", "/media/none.png"),
+            ("img/none.svg", "/static/img/none.svg"),
+        ],
+    )
+    def test_a_url_or_a_static_path(self, placeholder, url):
+        with override_settings(NEURALDRAFT={"API_KEY": API_KEY, "PLACEHOLDER": placeholder}):
+            html = render('{% neuraldraft_image "nothing.here" %}')
+
+        assert html == f'<img src="{url}" width="1024" height="576" alt="">'
+
+    @pytest.mark.parametrize(
+        ("key", "reason"),
+        [
+            ("nothing.here", "there is no image key 'nothing.here'; create it"),
+            ("card.one", "image key 'card.one' has no image yet; generate one"),
+            ("Not A Key", "'Not A Key' is not a valid image key"),
+        ],
+    )
+    def test_with_debug_a_comment_says_why(self, key, reason):
+        create_image_key("card.one")
+
+        with override_settings(DEBUG=True):
+            html = render("{% neuraldraft_image key %}", key=key)
+
+        assert html.startswith(f"<!-- neuraldraft: {reason}")
+        assert "--><img src=" in html
+
+    def test_without_debug_there_is_no_comment(self):
+        assert render('{% neuraldraft_image "nothing.here" %}').startswith("<img ")
+
+    @override_settings(DEBUG=True)
+    def test_a_hostile_key_cannot_close_the_comment(self):
+        html = render("{% neuraldraft_image key %}", key="--!><script>alert(1)</script>-->")
+
+        assert html.count(">") == 2  # the end of the comment and of the <img>
+        assert "<script>" not in html
+
+
+class TestQueries:
+    def test_fifty_tags_cost_one_query_cold_and_none_warm(self, django_assert_num_queries):
+        for n in range(50):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        template = Template(
+            "{% load neuraldraft %}"
+            + "".join(f'{{% neuraldraft_image "grid.{n}" alt="" %}}' for n in range(50))
+        )
+
+        with django_assert_num_queries(1):
+            cold = template.render(Context())
+        with django_assert_num_queries(0):
+            warm = template.render(Context())
+
+        assert cold == warm
+        assert cold.count('<img src="/media/grid/') == 50
+
+    def test_variables_that_resolve_before_the_first_tag_join_the_batch(
+        self, hero, django_assert_num_queries
+    ):
+        create_image_key("hero.side", file="side.png")
+        source = (
+            '{% neuraldraft_image "hero.background" %}'
+            "{% neuraldraft_url page.side %}{% neuraldraft_image_data page.missing as x %}"
+        )
+
+        with django_assert_num_queries(1):
+            html = render(source, page={"side": "hero.side"})
+
+        assert html.endswith("/media/side.png")
+
+    def test_a_loop_variable_costs_a_lookup_per_new_key_and_none_warm(
+        self, hero, django_assert_num_queries
+    ):
+        keys = ["hero.background", "a.one", "a.two", "a.one"]
+        source = "{% for key in keys %}{% neuraldraft_url key %}{% endfor %}"
+
+        with django_assert_num_queries(3):
+            render(source, keys=keys)
+        with django_assert_num_queries(0):
+            render(source, keys=keys)
+
+    @override_settings(
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {"loaders": [("django.template.loaders.locmem.Loader", PAGE)]},
+            }
+        ]
+    )
+    def test_a_page_of_several_templates_costs_one_query_per_template(
+        self, django_assert_num_queries
+    ):
+        for key in ("site.logo", "page.hero", "card"):
+            create_image_key(key, file=f"{key}.png")
+
+        with django_assert_num_queries(3):
+            cold = render_to_string("page.html")
+        with django_assert_num_queries(0):
+            warm = render_to_string("page.html")
+
+        assert cold == warm
+        assert warm.count("/media/card.png") == 3
