@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 import pytest
 from celery.signals import before_task_publish
+from django.core.cache import caches
 
 from django_neuraldraft.testing import SANDBOX_API_KEY, run_sandbox
 from tests.celery_app import app as celery_app
@@ -69,3 +71,17 @@ def published() -> Iterator[list[PublishedTask]]:
     before_task_publish.connect(record, weak=False)
     yield messages
     before_task_publish.disconnect(record)
+
+
+@pytest.fixture
+def cold_cache():
+    """Start and end the test with an empty default cache, where the resolver keeps images."""
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks):
+    """``with commit():`` runs the block's on-commit callbacks at its end, as a commit would."""
+    return partial(django_capture_on_commit_callbacks, execute=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import caches
 from django.template import Context, Template
 from django.template.backends.jinja2 import Jinja2
 from jinja2 import DictLoader, Environment, TemplateSyntaxError
@@ -11,16 +10,9 @@ from jinja2 import DictLoader, Environment, TemplateSyntaxError
 from django_neuraldraft.jinja2 import NeuralDraftExtension
 from tests.helpers import create_image_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
 
 EXTENSION = "django_neuraldraft.jinja2.NeuralDraftExtension"
-
-
-@pytest.fixture(autouse=True)
-def _cold_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

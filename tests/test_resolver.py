@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 import pytest
 from django.core.cache import caches
@@ -16,7 +15,7 @@ from django_neuraldraft.models import ImageKey, Job
 from django_neuraldraft.resolver import ImageData, RenderMemo, Status
 from tests.helpers import add_version, create_image_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
 
 API_KEY = "ndsk_test_" + "T" * 32
 BATCH = "neuraldraft:batch:"
@@ -76,19 +75,6 @@ class SignedUrlStorage(InMemoryStorage):
 
     querystring_auth = True
     querystring_expire = 600
-
-
-@pytest.fixture(autouse=True)
-def _cold_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks):
-    """``with commit():`` runs the block's on-commit callbacks at its end, as a commit would."""
-    return partial(django_capture_on_commit_callbacks, execute=True)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import re
 from urllib.parse import unquote
 
 import pytest
-from django.core.cache import caches
 from django.template import Context, Template, TemplateSyntaxError
 from django.template.loader import render_to_string
 from django.test import override_settings
@@ -15,7 +14,7 @@ from django_neuraldraft import resolver
 from django_neuraldraft.models import Job
 from tests.helpers import add_version, create_image_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
 
 API_KEY = "ndsk_test_" + "T" * 32
 HERO = (
@@ -33,13 +32,6 @@ PAGE = {
     "{% endblock %}",
     "card.html": '{% load neuraldraft %}{% neuraldraft_url "card" %}',
 }
-
-
-@pytest.fixture(autouse=True)
-def _cold_cache():
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from functools import partial
 
 import pytest
 import requests
@@ -46,11 +45,6 @@ def redis_caches() -> Iterator[object]:
             caches[alias].close()
     server.flushdb()
     server.close()
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks):
-    return partial(django_capture_on_commit_callbacks, execute=True)
 
 
 def as_process(alias: str, **extra):
