@@ -86,6 +86,7 @@ NEURALDRAFT = {
 }
 
 CELERY_BROKER_URL = "filesystem://"
+CELERY_BROKER_TRANSPORT = "example_project.broker:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_in": str(VAR_DIR / "broker" / "queue"),
     "data_folder_out": str(VAR_DIR / "broker" / "queue"),
