@@ -238,11 +238,9 @@ def _mirror(job: Job, remote: RemoteJob, **extra: Any) -> None:
     if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         fields["finished_at"] = timezone.now()
         fields["next_poll_at"] = None
-    if not Job.objects.advance(job.pk, status, **fields):
-        job.refresh_from_db()
-        return
+    moved = Job.objects.advance(job.pk, status, **fields)
     job.refresh_from_db()
-    if job.status == JobStatus.FAILED:
+    if moved and job.status == JobStatus.FAILED:
         _announce_failure(job)
 
 
@@ -320,12 +318,12 @@ def ingest(job: Job) -> ImageVersion:
     try:
         with _fetch(job.result["url"]) as image:
             with transaction.atomic():
-                ImageKey.objects.select_for_update().filter(pk=job.image_key_id).first()
+                image_key = ImageKey.objects.select_for_update().get(pk=job.image_key_id)
                 existing = ImageVersion.objects.filter(job=job).first()
                 if existing is not None:
                     return existing
                 version = _store_version(
-                    job.image_key,
+                    image_key,
                     image,
                     origin=ImageOrigin.GENERATED,
                     job=job,
@@ -335,7 +333,7 @@ def ingest(job: Job) -> ImageVersion:
                     credits_charged=job.credits,
                     created_by_id=job.requested_by_id,
                 )
-                _bind(job.image_key, version)
+                _bind(image_key, version)
     except TRANSIENT_ERRORS:
         raise
     except NeuralDraftError as err:
