@@ -8,22 +8,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django_neuraldraft.sandbox.messages import Headers, Request
+from django_neuraldraft.sandbox.messages import Request
 
 #: The log is a ring: a long-running command-line sandbox must not grow without end.
 LOG_LIMIT = 10_000
 
 
 @dataclass
-class RecordedRequest:
+class RecordedRequest(Request):
     """One request the sandbox received; ``status`` is None while in flight or when dropped."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Headers
-    body: bytes
-    request_id: str
     status: int | None = None
 
     @cached_property
