@@ -1,0 +1,43 @@
+"""The only place where models meet the Neural Draft client.
+
+Admin actions, management commands, tasks and site code call these functions;
+none of them talks HTTP or moves a job's state by itself. Every function is
+safe to call again with the same arguments: a retried task, a second worker or
+a double click ends in the same state as one call.
+
+Each concern has one module: :mod:`.remote` the configured client,
+:mod:`.generation` asking for images, :mod:`.polling` following a job to its
+end, :mod:`.ingest` bringing a finished image into storage and
+:mod:`.versions` which image a key shows.
+"""
+
+from .generation import generate, get_or_create_image_key, request_generation, submit
+from .ingest import ingest, pull
+from .polling import (
+    cancel,
+    fail,
+    give_up_if_overdue,
+    postpone_poll,
+    refresh_job,
+    schedule_next_poll,
+)
+from .remote import TRANSIENT_ERRORS, get_client
+from .versions import rollback
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "cancel",
+    "fail",
+    "generate",
+    "get_client",
+    "get_or_create_image_key",
+    "give_up_if_overdue",
+    "ingest",
+    "postpone_poll",
+    "pull",
+    "refresh_job",
+    "request_generation",
+    "rollback",
+    "schedule_next_poll",
+    "submit",
+]

@@ -1,0 +1,62 @@
+"""Image versions: stored once under their content hash, and which one a key shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from .. import conf
+from ..downloads import DownloadedImage
+from ..exceptions import DownloadError
+from ..models import ImageKey, ImageVersion
+from ..signals import image_ready
+from ..storage import ConfiguredStorage
+
+
+def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any) -> ImageVersion:
+    """Save the file under its content hash and create the version row.
+
+    Content-addressed names make a file immutable (cacheable for a year) and
+    make a retry after a crash find the file it already saved, instead of
+    leaving a second copy.
+    """
+    storage = ConfiguredStorage()
+    name = f"{conf.upload_to()}/{image_key.key}/{image.sha256}.{image.extension}"
+    if storage.exists(name) and storage.size(name) != image.bytes:
+        storage.delete(name)
+    if not storage.exists(name):
+        saved = storage.save(name, File(image.file, name=name))
+        if saved != name:
+            raise DownloadError(f"The storage renamed {name!r} to {saved!r}.")
+    return ImageVersion.objects.create(
+        image_key=image_key,
+        file=name,
+        width=image.width,
+        height=image.height,
+        bytes=image.bytes,
+        mime_type=image.mime_type,
+        sha256=image.sha256,
+        dominant_color=image.dominant_color,
+        source_url=image.url,
+        **provenance,
+    )
+
+
+def bind(image_key: ImageKey, version: ImageVersion) -> None:
+    image_key.current = version
+    image_key.save(update_fields=["current", "updated_at"])
+    transaction.on_commit(
+        lambda: image_ready.send(sender=ImageVersion, image_key=image_key, version=version)
+    )
+
+
+def rollback(image_key: ImageKey, version: ImageVersion) -> None:
+    """Show an older ``version`` of ``image_key`` again; no file is copied or deleted."""
+    if version.image_key_id != image_key.pk:
+        raise ValidationError(_("That image version belongs to another key."), code="wrong_key")
+    with transaction.atomic():
+        bind(image_key, version)
