@@ -200,6 +200,15 @@ class ImageVersion(models.Model):
         _("aspect ratio"), max_length=5, choices=AspectRatio.choices, blank=True
     )
     credits_charged = models.PositiveIntegerField(_("credits charged"), default=0)
+    renditions = models.JSONField(
+        _("renditions"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Smaller copies made at ingest: a list of {width, height, format, name, bytes}, "
+            "name being the file's path in the same storage."
+        ),
+    )
     job = models.OneToOneField(
         Job,
         verbose_name=_("job"),

@@ -59,45 +59,15 @@ def poll_job(job_pk: int) -> None:
     job = Job.objects.filter(pk=job_pk, remote_id__isnull=False).first()
     if job is None:
         return
-    if job.status == JobStatus.COMPLETED:
-        if job.image_key_id and not hasattr(job, "image_version"):
-            ingest_job.delay(job.pk)
+    if (
+        not job.is_terminal
+        and job.next_poll_at
+        and (job.next_poll_at > timezone.now() + _EARLY_POLL_TOLERANCE)
+    ):
         return
-    if job.is_terminal:
-        return
-    if job.next_poll_at and job.next_poll_at > timezone.now() + _EARLY_POLL_TOLERANCE:
-        return
-    try:
-        job = services.refresh_job(job)
-    except services.TRANSIENT_ERRORS as err:
-        logger.info("Polling job %s failed for now: %s", job.remote_id, err)
-        if isinstance(err, RateLimitedError) and err.retry_after:
-            services.postpone_poll(job, err.retry_after)
-            _schedule_poll(job)
-            return
-    else:
-        if job.status == JobStatus.COMPLETED and job.image_key_id:
-            _ingest_now(job)
-            return
-        if job.is_terminal:
-            return
-    if services.give_up_if_overdue(job):
-        return
-    poll_job.apply_async((job.pk,), countdown=services.schedule_next_poll(job))
-
-
-def _ingest_now(job: Job) -> None:
-    """Bind the image in the poll that saw the job finish, or queue it if that fails for now.
-
-    A queued ingest would wait behind every poll already due, adding seconds
-    between a job finishing and its image showing.
-    """
-    try:
-        services.ingest(job)
-    except services.TRANSIENT_ERRORS as err:
-        ingest_job.apply_async((job.pk,), countdown=_retry_delay(err, 0))
-    except NeuralDraftError:
-        logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+    outcome = services.poll_once(job)
+    if outcome.next_poll_in is not None:
+        poll_job.apply_async((job.pk,), countdown=outcome.next_poll_in)
 
 
 @shared_task(name="neuraldraft.ingest_job", bind=True, acks_late=True, max_retries=5)

@@ -124,16 +124,25 @@ class TestPollJob:
         sandbox.finish_job(job.remote_id)
         sandbox.set_fault("status", status=503, path="/cdn")
         tasks.poll_job(job.pk)
-        assert [(m.name, m.args) for m in published] == [("neuraldraft.ingest_job", (job.pk,))]
+        assert [(m.name, m.args) for m in published] == [("neuraldraft.poll_job", (job.pk,))]
         hero.refresh_from_db()
         assert hero.current is None
 
-    def test_a_completed_job_without_its_image_queues_the_ingest(self, hero, sandbox, published):
+        sandbox.clear_faults()
+        published.clear()
+        tasks.poll_job(job.pk)
+        hero.refresh_from_db()
+        assert (hero.current.job, published) == (job, [])
+
+    def test_a_completed_job_without_its_image_is_ingested_by_the_next_poll(
+        self, hero, sandbox, published
+    ):
         job = self.submitted(hero, published)
         sandbox.finish_job(job.remote_id)
         services.refresh_job(job)
         tasks.poll_job(job.pk)
-        assert [(m.name, m.args) for m in published] == [("neuraldraft.ingest_job", (job.pk,))]
+        hero.refresh_from_db()
+        assert (hero.current.job, published) == (job, [])
 
 
 class TestSweepStaleJobs:

@@ -14,9 +14,11 @@ end, :mod:`.ingest` bringing a finished image into storage and
 from .generation import generate, get_or_create_image_key, request_generation, submit
 from .ingest import ingest, pull
 from .polling import (
+    PollOutcome,
     cancel,
     fail,
     give_up_if_overdue,
+    poll_once,
     postpone_poll,
     refresh_job,
     schedule_next_poll,
@@ -26,6 +28,7 @@ from .versions import rollback
 
 __all__ = [
     "TRANSIENT_ERRORS",
+    "PollOutcome",
     "cancel",
     "fail",
     "generate",
@@ -33,6 +36,7 @@ __all__ = [
     "get_or_create_image_key",
     "give_up_if_overdue",
     "ingest",
+    "poll_once",
     "postpone_poll",
     "pull",
     "refresh_job",

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,7 +18,7 @@ from ..client.types import ASPECT_RATIOS
 from ..exceptions import CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
 from ..models import ImageKey, Job
-from .polling import fail, mirror
+from .jobs import fail, mirror
 from .remote import TRANSIENT_ERRORS, get_client
 
 
@@ -113,9 +114,7 @@ def _check_budget(cost: int) -> None:
 
 
 def _enqueue(task_name: str, job_pk: int, **options: Any) -> None:
-    from .. import tasks
-
-    getattr(tasks, task_name).apply_async((job_pk,), **options)
+    current_app.send_task(f"neuraldraft.{task_name}", (job_pk,), **options)
 
 
 def submit(job: Job) -> Job:

@@ -18,7 +18,7 @@ from ..exceptions import (
 )
 from ..models import ImageKey, ImageVersion, Job
 from .generation import get_or_create_image_key
-from .polling import announce_failure
+from .jobs import announce_failure
 from .remote import TRANSIENT_ERRORS, get_client
 from .versions import bind, store_version
 

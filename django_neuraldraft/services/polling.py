@@ -3,24 +3,81 @@
 from __future__ import annotations
 
 import logging
-import random
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import conf
 from ..choices import JobStatus, JobType
-from ..client import Job as RemoteJob
-from ..exceptions import ConflictError
-from ..models import Job
-from ..signals import job_failed
-from .remote import get_client
+from ..exceptions import ConflictError, NeuralDraftError, RateLimitedError
+from ..models import ImageVersion, Job
+from ..poll_schedule import PollState, next_poll_delay
+from .ingest import ingest
+from .jobs import fail, mirror
+from .remote import TRANSIENT_ERRORS, get_client
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """What one poll of a job found, and what its caller should do next.
+
+    ``next_poll_in`` is the delay in seconds before the next poll, or ``None``
+    when the job needs no more polls (it ended, or its image is bound).
+    ``version`` is the image this poll bound, if it bound one.
+    """
+
+    job: Job
+    next_poll_in: float | None
+    version: ImageVersion | None = None
+
+
+def poll_once(job: Job) -> PollOutcome:
+    """Poll ``job`` once, mirror what Neural Draft says and ingest a finished image.
+
+    The one entry point for following a job: Celery tasks, the admin's
+    Refresh button, commands and webhooks call it and only act on its outcome.
+    """
+    job.refresh_from_db()
+    if job.is_terminal:
+        return _after_terminal(job)
+    if give_up_if_overdue(job):
+        return PollOutcome(job, None)
+    previous_progress = job.progress
+    try:
+        job = refresh_job(job)
+    except RateLimitedError as err:
+        logger.info("Polling job %s is rate limited: %s", job.remote_id, err)
+        delay = err.retry_after or schedule_next_poll(job, previous_progress)
+        postpone_poll(job, delay)
+        return PollOutcome(job, delay)
+    except TRANSIENT_ERRORS as err:
+        logger.info("Polling job %s failed for now: %s", job.remote_id, err)
+        return PollOutcome(job, schedule_next_poll(job, previous_progress))
+    if job.is_terminal:
+        return _after_terminal(job)
+    return PollOutcome(job, schedule_next_poll(job, previous_progress))
+
+
+def _after_terminal(job: Job) -> PollOutcome:
+    if job.status != JobStatus.COMPLETED or job.type != JobType.IMAGE_GENERATE:
+        return PollOutcome(job, None)
+    if job.image_key_id is None:
+        return PollOutcome(job, None)
+    try:
+        version = ingest(job)
+    except TRANSIENT_ERRORS as err:
+        logger.info("Downloading the image of job %s failed for now: %s", job.remote_id, err)
+        return PollOutcome(job, schedule_next_poll(job, job.progress))
+    except NeuralDraftError:
+        logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+        job.refresh_from_db()
+        return PollOutcome(job, None)
+    return PollOutcome(job, None, version)
 
 
 def refresh_job(job: Job) -> Job:
@@ -32,74 +89,21 @@ def refresh_job(job: Job) -> Job:
     return job
 
 
-def mirror(job: Job, remote: RemoteJob, **extra: Any) -> None:
-    fields: dict[str, Any] = {
-        "type": remote.type,
-        "progress": remote.progress if remote.progress is not None else job.progress,
-        "message": remote.message or "",
-        "steps": [
-            {"name": step.name, "completed": step.completed, "active": step.active}
-            for step in remote.steps
-        ],
-        "result": dict(remote.result) if remote.result is not None else None,
-        "raw": dict(remote.raw),
-        "remote_created_at": remote.created_at,
-        "remote_updated_at": remote.updated_at,
-        **extra,
-    }
-    status = remote.status
-    if remote.error is not None:
-        fields.update(error_code=remote.error.code, error_message=remote.error.message)
-    if status == JobStatus.COMPLETED and remote.type == JobType.IMAGE_GENERATE:
-        url = (remote.result or {}).get("url")
-        if not isinstance(url, str) or not url:
-            status = JobStatus.FAILED
-            fields.update(
-                error_code="missing_result",
-                error_message=_("Neural Draft reported the job completed but gave no image URL."),
-            )
-    if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-        fields["finished_at"] = timezone.now()
-        fields["next_poll_at"] = None
-    moved = Job.objects.advance(job.pk, status, **fields)
-    job.refresh_from_db()
-    if moved and job.status == JobStatus.FAILED:
-        announce_failure(job)
-
-
-def fail(job: Job, code: str, message: str) -> None:
-    """Mark an unfinished job failed locally, e.g. after giving up on it."""
-    if Job.objects.advance(
-        job.pk,
-        JobStatus.FAILED,
-        error_code=code,
-        error_message=message,
-        finished_at=timezone.now(),
-        next_poll_at=None,
-    ):
-        job.refresh_from_db()
-        announce_failure(job)
-
-
-def announce_failure(job: Job) -> None:
-    logger.warning(
-        "Neural Draft job %s failed: %s %s",
-        job.remote_id or job.pk,
-        job.error_code,
-        job.error_message,
-    )
-    transaction.on_commit(lambda: job_failed.send(sender=Job, job=job))
-
-
-def schedule_next_poll(job: Job) -> float:
+def schedule_next_poll(job: Job, previous_progress: int | None = None) -> float:
     """Record when ``job`` should be polled next and return the delay in seconds.
 
-    The delay grows by half with each poll, from ``POLL_INITIAL`` to
-    ``POLL_MAX``, with ±20% jitter so that jobs submitted together do not
-    poll together forever.
+    The delay comes from :func:`~django_neuraldraft.poll_schedule.next_poll_delay`,
+    the one place that decides how often a job is polled.
     """
     initial, longest = conf.poll_schedule()
-    delay = min(longest, initial * 1.5 ** max(job.polls - 1, 0)) * random.uniform(0.8, 1.2)
+    now = timezone.now()
+    state = PollState(
+        polls=job.polls,
+        elapsed=(now - job.created_at).total_seconds(),
+        progress=job.progress,
+        previous_progress=previous_progress,
+    )
+    delay = next_poll_delay(state, initial=initial, longest=longest)
     postpone_poll(job, delay)
     return delay
 
