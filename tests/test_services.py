@@ -387,3 +387,15 @@ class TestPullAndRollback:
         other = ImageKey.objects.create(key="other")
         with pytest.raises(ValidationError):
             services.rollback(other, version)
+
+
+class TestCreditsLeftToday:
+    def test_none_without_a_budget(self, neuraldraft_settings):
+        assert services.credits_left_today() is None
+
+    def test_counts_what_is_committed_today(self, neuraldraft_settings, settings):
+        settings.NEURALDRAFT = {**neuraldraft_settings, "DAILY_CREDIT_BUDGET": 100}
+        services.request_generation("left.one", prompt="a")
+        assert services.credits_left_today() == 60
+        services.request_generation("left.two", prompt="b")
+        assert services.credits_left_today() == 20

@@ -11,7 +11,13 @@ end, :mod:`.ingest` bringing a finished image into storage and
 :mod:`.versions` which image a key shows.
 """
 
-from .generation import generate, get_or_create_image_key, request_generation, submit
+from .generation import (
+    credits_left_today,
+    generate,
+    get_or_create_image_key,
+    request_generation,
+    submit,
+)
 from .ingest import ingest, pull
 from .polling import (
     PollOutcome,
@@ -30,6 +36,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "PollOutcome",
     "cancel",
+    "credits_left_today",
     "fail",
     "generate",
     "get_client",

@@ -96,12 +96,24 @@ def _generation_params(
     return params
 
 
+def credits_left_today() -> int | None:
+    """Credits of ``DAILY_CREDIT_BUDGET`` not yet committed today; ``None`` without a budget."""
+    budget = conf.daily_credit_budget()
+    if budget is None:
+        return None
+    return max(0, budget - _credits_spent_today())
+
+
+def _credits_spent_today() -> int:
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return Job.objects.credits_spent_since(midnight)
+
+
 def _check_budget(cost: int) -> None:
     budget = conf.daily_credit_budget()
     if budget is None:
         return
-    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    spent = Job.objects.credits_spent_since(midnight)
+    spent = _credits_spent_today()
     if spent + cost > budget:
         raise CreditBudgetExceededError(
             _(
