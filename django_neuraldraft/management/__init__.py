@@ -1,0 +1,1 @@
+"""Management commands of django-neuraldraft, and what they share to print."""

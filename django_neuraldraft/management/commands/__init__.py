@@ -1,0 +1,1 @@
+"""The ``neuraldraft_*`` management commands; see docs/commands.rst."""

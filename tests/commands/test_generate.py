@@ -1,0 +1,148 @@
+"""``neuraldraft_generate``: start a generation, or wait for it here with a progress display."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from django_neuraldraft.choices import JobStatus
+from django_neuraldraft.models import ImageKey, Job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+
+class TerminalIO(StringIO):
+    """An output stream that says it is a terminal, as a shell's stdout does."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def generate(*args: str, stdout=None) -> str:
+    out = stdout if stdout is not None else StringIO()
+    call_command("neuraldraft_generate", *args, stdout=out)
+    return out.getvalue()
+
+
+class TestWithoutWait:
+    def test_creates_the_key_and_queues_a_job(self, sandbox, published):
+        output = generate(
+            "hero.background",
+            "--prompt",
+            "A quiet harbour",
+            "--aspect-ratio",
+            "4:3",
+            "--alt-text",
+            "The harbour",
+        )
+
+        image_key = ImageKey.objects.get(key="hero.background")
+        assert (image_key.prompt, image_key.aspect_ratio, image_key.alt_text) == (
+            "A quiet harbour",
+            "4:3",
+            "The harbour",
+        )
+        job = image_key.jobs.get()
+        assert job.status == JobStatus.PENDING
+        assert f"job {job.pk}" in output
+        assert "neuraldraft_refresh" in output
+        assert sandbox.requests == []
+
+    def test_a_running_generation_is_not_started_twice(self, sandbox):
+        generate("hero.background", "--prompt", "A quiet harbour")
+        output = generate("hero.background", "--prompt", "A quiet harbour")
+
+        assert "already running" in output
+        assert Job.objects.count() == 1
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["Hero Background", "--prompt", "x"], "not a valid image key"),
+            (["hero.background"], "has no prompt"),
+            (["hero.background", "--prompt", "x", "--timeout", "5"], "only applies with --wait"),
+            (["hero.background", "--prompt", "x", "--wait", "--timeout", "-1"], "positive"),
+            (["hero.background", "--prompt", "x", "--aspect-ratio", "2:1"], "invalid choice"),
+        ],
+    )
+    def test_bad_input_changes_nothing(self, sandbox, args, message):
+        with pytest.raises(CommandError, match=message) as raised:
+            generate(*args)
+
+        assert raised.value.returncode == 1
+        assert not Job.objects.exists()
+        assert sandbox.requests == []
+
+    def test_the_daily_budget_is_kept(self, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 10}
+
+        with pytest.raises(CommandError, match="DAILY_CREDIT_BUDGET"):
+            generate("hero.background", "--prompt", "A quiet harbour")
+
+        assert not Job.objects.exists()
+
+
+class TestWait:
+    def test_binds_the_image_without_a_worker_and_prints_lines_off_a_terminal(self, sandbox):
+        output = generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        image_key = ImageKey.objects.get(key="hero.background")
+        assert image_key.current is not None
+        assert image_key.current.job.status == JobStatus.COMPLETED
+        assert f"now shows {image_key.current.file.name}" in output
+        lines = output.splitlines()
+        progress = [line for line in lines if line.startswith("hero.background: ")]
+        assert progress[0].startswith("hero.background: pending")
+        assert any(" 100%" in line for line in progress)
+        assert "\r" not in output
+
+    def test_follows_the_event_stream_and_polls_once_at_the_end(self, sandbox):
+        generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        job = Job.objects.get()
+        sandbox.assert_called("GET", f"/v1/jobs/{job.remote_id}/stream")
+        sandbox.assert_called("GET", f"/v1/jobs/{job.remote_id}", times=1)
+
+    def test_falls_back_to_polling_when_the_stream_fails(self, sandbox):
+        sandbox.set_fault("status", status=404, method="GET", path="/v1/jobs/", count=1)
+
+        output = generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        job = Job.objects.get()
+        assert job.image_version is not None
+        assert "now shows" in output
+        (stream,) = sandbox.assert_called("GET", f"/v1/jobs/{job.remote_id}/stream")
+        assert stream.status == 404
+        assert sandbox.assert_called("GET", f"/v1/jobs/{job.remote_id}")
+
+    def test_draws_a_bar_on_a_terminal(self, sandbox):
+        output = generate(
+            "hero.background", "--prompt", "A quiet harbour", "--wait", stdout=TerminalIO()
+        )
+
+        assert "\rhero.background [" in output
+        assert "[########################] 100%" in output
+        assert "\nhero.background now shows" in output
+
+    def test_a_failed_job_exits_non_zero_with_its_reason(self, sandbox):
+        sandbox.set_fault("job_failure", message="The model is down.")
+
+        with pytest.raises(CommandError, match="The model is down") as raised:
+            generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        assert raised.value.returncode == 1
+        assert ImageKey.objects.get().current is None
+
+    def test_a_timeout_leaves_the_job_running_and_exits_3(self, sandbox):
+        sandbox.set_fault("latency", seconds=1.0, method="POST", path="/v1/images")
+
+        with pytest.raises(CommandError, match="goes on") as raised:
+            generate(
+                "hero.background", "--prompt", "A quiet harbour", "--wait", "--timeout", "0.5"
+            )
+
+        assert raised.value.returncode == 3
+        assert Job.objects.get().status in (JobStatus.PENDING, JobStatus.PROCESSING)
