@@ -1,0 +1,88 @@
+"""``neuraldraft_cleanup``: old versions and their files go, the image on show never does."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.core.management.base import CommandError
+
+from django_neuraldraft.models import ImageKey, ImageVersion
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+
+@pytest.fixture
+def history(make_image):
+    """Four versions of hero.background, the second-oldest back on show, and a rendition."""
+    versions = [make_image("hero.background", prompt=f"Harbour {n}") for n in range(4)]
+    storage = storages["default"]
+    rendition = storage.save("neuraldraft/hero.background/r/0-480.webp", ContentFile(b"x" * 7))
+    versions[0].renditions = [
+        {"width": 480, "height": 270, "format": "webp", "name": rendition, "bytes": 7}
+    ]
+    versions[0].save(update_fields=["renditions"])
+    hero = ImageKey.objects.get()
+    hero.current = versions[1]
+    hero.save()
+    return versions
+
+
+def exists(name: str) -> bool:
+    return storages["default"].exists(name)
+
+
+def test_keeps_the_newest_n_and_the_image_on_show(run, commit, history):
+    oldest, on_show, older, newest = history
+
+    with commit():
+        output = run("neuraldraft_cleanup", "--keep", "1")
+
+    assert set(ImageVersion.objects.all()) == {on_show, newest}
+    assert not exists(oldest.file.name)
+    assert not exists(older.file.name)
+    assert not exists("neuraldraft/hero.background/r/0-480.webp")
+    assert exists(on_show.file.name) and exists(newest.file.name)
+    assert "Deleted 2 version(s) and 3 file(s)" in output
+    assert f"hero.background {oldest.pk} " in output
+
+
+def test_dry_run_changes_nothing(run, commit, history):
+    with commit():
+        output = run("neuraldraft_cleanup", "--keep", "0", "--dry-run")
+
+    assert ImageVersion.objects.count() == 4
+    assert all(exists(version.file.name) for version in history)
+    assert "Would delete 3 version(s) and 4 file(s)" in output
+
+
+def test_keep_zero_still_keeps_the_image_on_show(run, commit, history):
+    with commit():
+        run("neuraldraft_cleanup", "--keep", "0")
+
+    hero = ImageKey.objects.get()
+    assert list(ImageVersion.objects.all()) == [history[1]]
+    assert hero.current == history[1]
+    assert exists(hero.current.file.name)
+
+
+def test_a_file_another_version_uses_stays(run, commit, make_image):
+    first = make_image("hero.background", prompt="The same harbour")
+    second = make_image("hero.background", prompt="The same harbour")
+    assert first.file.name == second.file.name
+
+    with commit():
+        output = run("neuraldraft_cleanup", "--keep", "0")
+
+    assert list(ImageVersion.objects.all()) == [second]
+    assert exists(second.file.name)
+    assert "Deleted 1 version(s) and 0 file(s)" in output
+
+
+def test_nothing_to_do(run):
+    assert "Deleted 0 version(s) and 0 file(s)" in run("neuraldraft_cleanup")
+
+
+def test_a_negative_count_is_refused(run):
+    with pytest.raises(CommandError, match="0 or more"):
+        run("neuraldraft_cleanup", "--keep", "-1")
