@@ -177,9 +177,9 @@ class _Watcher:
         data = event.data
         last = self.last or Update(JobStatus.PENDING, 0, "")
         if event.event == "progress":
-            progress = clean_progress(data.get("progress"), last.progress)
+            progress = max(clean_progress(data.get("progress"), last.progress), last.progress)
             message = clean_message(data.get("message")) or last.message
-            self.emit(JobStatus.PROCESSING, max(progress, last.progress), message)
+            self.emit(JobStatus.PROCESSING if progress else last.status, progress, message)
         elif event.event == "step" and data.get("active"):
             message = clean_message(data.get("name")) or last.message
             self.emit(JobStatus.PROCESSING, last.progress, message)
