@@ -1,0 +1,194 @@
+"""``neuraldraft_apply``: images as code from TOML; a plan, its cost, and idempotence."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management.base import CommandError
+
+from django_neuraldraft.models import ImageKey, Job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+IMAGES = """\
+# The site's images.
+[images."home.hero"]
+prompt = "A quiet harbour at dawn"
+style = "photorealistic"
+aspect_ratio = "16:9"
+alt_text = "Boats in a harbour"
+
+[images."team.photo"]
+prompt = "Four people at a desk"
+aspect_ratio = "4:3"
+
+[images."footer.logo"]
+alt_text = "Our logo"
+"""
+
+
+class TerminalInput(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def images_toml(tmp_path):
+    path = tmp_path / "images.toml"
+    path.write_text(IMAGES)
+    return path
+
+
+def apply_json(run, path, *args: str) -> dict:
+    return json.loads(run("neuraldraft_apply", str(path), "--json", *args))
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(run, images_toml, sandbox):
+    output = run("neuraldraft_apply", str(images_toml), "--dry-run")
+
+    assert "home.hero    create, generate" in output
+    assert "footer.logo  create - no prompt: nothing to generate" in output
+    assert "Plan: 3 to create, 0 to update, 2 to generate (80 credits), 0 unchanged." in output
+    assert not ImageKey.objects.exists()
+    assert sandbox.requests == []
+
+
+def test_json_shape(run, images_toml):
+    data = apply_json(run, images_toml, "--dry-run")
+
+    assert data["generations"] == 2
+    assert data["credits"] == 80
+    assert data["applied"] is False
+    hero = data["steps"][0]
+    assert hero == {
+        "key": "home.hero",
+        "actions": ["create", "generate"],
+        "changes": {
+            "prompt": {"from": "", "to": "A quiet harbour at dawn"},
+            "style": {"from": "", "to": "photorealistic"},
+            "aspect_ratio": {"from": "", "to": "16:9"},
+            "alt_text": {"from": "", "to": "Boats in a harbour"},
+        },
+        "note": "",
+    }
+
+
+def test_apply_is_idempotent(run, images_toml, sandbox):
+    first = apply_json(run, images_toml, "--yes")
+
+    assert first["applied"] is True
+    hero = ImageKey.objects.get(key="home.hero")
+    assert (hero.prompt, hero.style, hero.aspect_ratio, hero.alt_text) == (
+        "A quiet harbour at dawn",
+        "photorealistic",
+        "16:9",
+        "Boats in a harbour",
+    )
+    assert Job.objects.count() == 2
+    in_flight = apply_json(run, images_toml, "--yes")
+    assert [step["actions"] for step in in_flight["steps"]] == [["unchanged"]] * 3
+    assert in_flight["steps"][0]["note"] == "being generated"
+    assert in_flight["applied"] is False
+
+    run("neuraldraft_refresh", "--all")
+    for job in Job.objects.all():
+        sandbox.finish_job(job.remote_id)
+    run("neuraldraft_refresh", "--all")
+    assert ImageKey.objects.filter(current__isnull=False).count() == 2
+    done = apply_json(run, images_toml, "--yes")
+    assert [step["actions"] for step in done["steps"]] == [["unchanged"]] * 3
+    assert Job.objects.count() == 2
+
+
+def test_a_changed_prompt_regenerates_and_an_alt_text_does_not(run, tmp_path, make_image):
+    make_image("home.hero", prompt="A harbour", aspect_ratio="16:9")
+    make_image("team.photo", prompt="Four people", aspect_ratio="4:3")
+    path = tmp_path / "images.toml"
+    path.write_text(
+        '[images."home.hero"]\nprompt = "A harbour at dusk"\n\n'
+        '[images."team.photo"]\nprompt = "Four people"\naspect_ratio = "4:3"\nalt_text = "Team"\n'
+    )
+
+    data = apply_json(run, path, "--yes")
+
+    assert [step["actions"] for step in data["steps"]] == [["update", "generate"], ["update"]]
+    assert data["credits"] == 40
+    assert ImageKey.objects.get(key="home.hero").jobs.in_flight().exists()
+    assert not ImageKey.objects.get(key="team.photo").jobs.in_flight().exists()
+
+
+def test_a_changed_default_style_counts_as_a_change(run, tmp_path, make_image, settings):
+    make_image("home.hero", prompt="A harbour")
+    path = tmp_path / "images.toml"
+    path.write_text('[images."home.hero"]\nprompt = "A harbour"\n')
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DEFAULT_STYLE": "watercolour"}
+
+    data = apply_json(run, path, "--dry-run")
+
+    assert data["steps"][0]["actions"] == ["generate"]
+
+
+def test_asks_on_a_terminal(run, images_toml, monkeypatch):
+    monkeypatch.setattr("sys.stdin", TerminalInput("n\n"))
+    with pytest.raises(CommandError, match="Nothing applied"):
+        run("neuraldraft_apply", str(images_toml))
+    assert not ImageKey.objects.exists()
+
+    monkeypatch.setattr("sys.stdin", TerminalInput("y\n"))
+    assert "Applied; 2 generation(s) queued." in run("neuraldraft_apply", str(images_toml))
+
+
+def test_without_a_terminal_spending_needs_yes(run, images_toml, monkeypatch):
+    monkeypatch.setattr("sys.stdin", StringIO(""))
+
+    with pytest.raises(CommandError, match="pass --yes"):
+        run("neuraldraft_apply", str(images_toml))
+
+    assert not ImageKey.objects.exists()
+
+
+def test_the_daily_budget_is_checked_before_anything_changes(run, images_toml, settings):
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 50}
+
+    with pytest.raises(CommandError, match="costs 80 credits and 50 are left"):
+        run("neuraldraft_apply", str(images_toml), "--yes")
+
+    assert not ImageKey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "errors"),
+    [
+        ('[images."home.hero"]\nprompt = \n', ["2: Invalid value"]),
+        (
+            '[images."home.hero"]\nprompt = "x"\naspect_ratio = "2:1"\n\n'
+            '[images."Bad Key"]\nprompt = "y"\n',
+            ["3: home.hero: aspect_ratio:", "5: Bad Key: key:"],
+        ),
+        ('[images."home.hero"]\nprompt = "x"\nsize = "big"\n', ["3: Unknown field 'size'"]),
+        ('[images."home.hero"]\nprompt = 3\n', ["2: home.hero: prompt must be a string"]),
+        (
+            "[images.home.hero]\nprompt = 'x'\n",
+            ["1: images.home.hero is a table: quote keys that contain dots"],
+        ),
+        ('[pages]\nx = 1\n[images."a"]\nprompt = "x"\n', ["1: Unknown table 'pages'"]),
+        ("# nothing\n", [" No image keys"]),
+    ],
+)
+def test_bad_files_get_errors_with_line_numbers(run, tmp_path, text, errors):
+    path = tmp_path / "images.toml"
+    path.write_text(text)
+
+    with pytest.raises(CommandError) as raised:
+        run("neuraldraft_apply", str(path), "--yes")
+
+    for error in errors:
+        assert f"{path}:{error}" in str(raised.value)
+    assert not ImageKey.objects.exists()
+
+
+def test_a_missing_file(run, tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        run("neuraldraft_apply", str(tmp_path / "nothing.toml"))
