@@ -290,6 +290,8 @@ def _needs_generation(target: ImageKey, image_key: ImageKey | None) -> tuple[boo
     """Whether ``target`` (the key as the file wants it) needs a new image, and why not."""
     if not target.prompt:
         return False, _("no prompt: nothing to generate")
+    # The one rule for what a generation sends (key fields, then the site defaults),
+    # so the plan compares with exactly what request_generation would ask for.
     params = _generation_params(target, None, None, None)
     if image_key is None:
         return True, ""

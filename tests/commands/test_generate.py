@@ -136,6 +136,25 @@ class TestWait:
         assert raised.value.returncode == 1
         assert ImageKey.objects.get().current is None
 
+    def test_a_refused_submit_fails_at_once(self, sandbox):
+        sandbox.set_fault(
+            "status", status=402, code="insufficient_credits", method="POST", path="/v1/images"
+        )
+
+        with pytest.raises(CommandError, match="insufficient_credits") as raised:
+            generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        assert raised.value.returncode == 1
+        assert Job.objects.get().status == JobStatus.FAILED
+
+    def test_a_rejected_image_is_not_bound(self, sandbox):
+        sandbox.set_fault("corrupt_image")
+
+        with pytest.raises(CommandError, match="invalid_image"):
+            generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        assert ImageKey.objects.get().current is None
+
     def test_a_timeout_leaves_the_job_running_and_exits_3(self, sandbox):
         sandbox.set_fault("latency", seconds=1.0, method="POST", path="/v1/images")
 
