@@ -115,10 +115,10 @@ class _Watcher:
         self.emit_job()
         if not self.submitted():
             return self.outcome(timed_out=not self.job.is_terminal)
-        if stream and not self.job.is_terminal:
-            ended = self.follow_stream()
-            if not ended:
-                return self.outcome(timed_out=True)
+        if stream and not self.job.is_terminal and not self.follow_stream():
+            # One last poll at the deadline: it ends a job past JOB_TIMEOUT, or
+            # binds an image that finished as the stream went quiet.
+            return self.poll_until_done(once=True)
         return self.poll_until_done()
 
     def submitted(self) -> bool:
@@ -180,11 +180,11 @@ class _Watcher:
             progress = max(clean_progress(data.get("progress"), last.progress), last.progress)
             message = clean_message(data.get("message")) or last.message
             self.emit(JobStatus.PROCESSING if progress else last.status, progress, message)
-        elif event.event == "step" and data.get("active"):
-            message = clean_message(data.get("name")) or last.message
-            self.emit(JobStatus.PROCESSING, last.progress, message)
+        elif event.event == "step" and data.get("active") is True:
+            self.emit(JobStatus.PROCESSING, last.progress, last.message)
 
-    def poll_until_done(self) -> WaitOutcome:
+    def poll_until_done(self, *, once: bool = False) -> WaitOutcome:
+        """Poll on ``poll_once``'s schedule until the job is done, the deadline, or ``once``."""
         while True:
             outcome = poll_once(self.job)
             self.job = outcome.job
@@ -192,7 +192,7 @@ class _Watcher:
             if outcome.next_poll_in is None:
                 return self.outcome(timed_out=False, version=outcome.version)
             remaining = self.remaining()
-            if remaining <= 0:
+            if once or remaining <= 0:
                 return self.outcome(timed_out=True)
             time.sleep(min(outcome.next_poll_in, remaining))
 

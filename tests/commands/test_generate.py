@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from django_neuraldraft.choices import JobStatus
 from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.testing import run_sandbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
 
@@ -165,3 +166,19 @@ class TestWait:
 
         assert raised.value.returncode == 3
         assert Job.objects.get().status in (JobStatus.PENDING, JobStatus.PROCESSING)
+
+    def test_a_job_past_job_timeout_is_failed_at_the_deadline(self, settings):
+        with run_sandbox(job_seconds=60) as slow:
+            settings.NEURALDRAFT = {
+                **settings.NEURALDRAFT,
+                "BASE_URL": slow.base_url,
+                "JOB_TIMEOUT": 0.5,
+            }
+
+            with pytest.raises(CommandError, match="Gave up after") as raised:
+                generate("hero.background", "--prompt", "Harbour", "--wait", "--timeout", "1")
+
+            (job_id,) = slow.jobs
+            slow.assert_called("GET", f"/v1/jobs/{job_id}/stream")
+        assert raised.value.returncode == 1
+        assert Job.objects.get().error_code == "timed_out"
