@@ -8,7 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management.base import CommandError
 
-from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft import services
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
 
@@ -192,3 +193,20 @@ def test_bad_files_get_errors_with_line_numbers(run, tmp_path, text, errors):
 def test_a_missing_file(run, tmp_path):
     with pytest.raises(CommandError, match="Cannot read"):
         run("neuraldraft_apply", str(tmp_path / "nothing.toml"))
+
+
+def test_notes_explain_why_a_key_is_not_generated(run, tmp_path, make_image):
+    services.generate("home.hero", prompt="A harbour")
+    make_image("team.photo", prompt="Four people")
+    ImageVersion.objects.filter(image_key__key="team.photo").update(prompt="")
+    path = tmp_path / "images.toml"
+    path.write_text(
+        '[images."home.hero"]\nprompt = "A harbour at dusk"\n\n'
+        '[images."team.photo"]\nprompt = "Five people"\n'
+    )
+
+    steps = apply_json(run, path, "--dry-run")["steps"]
+
+    assert [step["actions"] for step in steps] == [["update"], ["update"]]
+    assert steps[0]["note"].startswith("a generation from other settings is running")
+    assert steps[1]["note"].startswith("the image on show has no recorded prompt")

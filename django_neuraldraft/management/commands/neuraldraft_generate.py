@@ -39,7 +39,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("key", help=_("the image key, e.g. hero.background"))
+        parser.add_argument("key", metavar="KEY", help=_("the image key, e.g. hero.background"))
         parser.add_argument("--prompt", help=_("what to draw; default: the key's saved prompt"))
         parser.add_argument("--style", help=_("style hint, e.g. photorealistic"))
         parser.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, help=_("shape of the image"))

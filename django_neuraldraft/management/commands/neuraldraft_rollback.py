@@ -21,7 +21,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("key", help=_("the image key"))
+        parser.add_argument("key", metavar="KEY", help=_("the image key"))
         target = parser.add_mutually_exclusive_group()
         target.add_argument("--to", type=int, metavar="VERSION_ID", help=_("the version to show"))
         target.add_argument(
