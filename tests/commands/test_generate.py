@@ -156,14 +156,15 @@ class TestWait:
 
         assert ImageKey.objects.get().current is None
 
-    def test_a_timeout_leaves_the_job_running_and_exits_3(self, sandbox):
-        sandbox.set_fault("latency", seconds=1.0, method="POST", path="/v1/images")
+    def test_a_timeout_leaves_the_job_running_and_exits_3(self, settings):
+        with run_sandbox(job_seconds=60) as slow:
+            settings.NEURALDRAFT = {**settings.NEURALDRAFT, "BASE_URL": slow.base_url}
 
-        with pytest.raises(CommandError, match="goes on") as raised:
-            generate(
-                "hero.background", "--prompt", "A quiet harbour", "--wait", "--timeout", "0.5"
-            )
+            with pytest.raises(CommandError, match="goes on") as raised:
+                generate("hero.background", "--prompt", "Harbour", "--wait", "--timeout", "0.5")
 
+            (job,) = slow.jobs.values()
+            assert job["status"] in ("pending", "processing")
         assert raised.value.returncode == 3
         assert Job.objects.get().status in (JobStatus.PENDING, JobStatus.PROCESSING)
 
