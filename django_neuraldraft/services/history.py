@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 
-from ..models import ImageKey, ImageVersion
+from ..models import ImageKey, ImageVersion, Job
 from ..storage import ConfiguredStorage
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def _pinned_pks() -> set[int]:
 def remove_old_versions(keep: int, *, dry_run: bool = False) -> Cleanup:
     """Delete the :func:`removable_versions`, then, once committed, their unused files.
 
+    Their jobs stay, for the record and the credit budget, detached from the key.
+
     The selection is made again under a lock on the keys' rows, the lock that
     ingest and pull take, so an image bound meanwhile is never deleted. With
     ``dry_run`` nothing changes and the result says what would go.
@@ -99,6 +101,10 @@ def remove_old_versions(keep: int, *, dry_run: bool = False) -> Cleanup:
         key_pks = {version.image_key_id for version in removable_versions(keep)}
         list(ImageKey.objects.select_for_update().filter(pk__in=key_pks).values_list("pk"))
         versions = removable_versions(keep)
+        # A finished job without a version is what the sweep re-ingests; detached
+        # from its key, the job stays (its credits still count) but is never
+        # downloaded and bound again.
+        Job.objects.filter(pk__in=[v.job_id for v in versions if v.job_id]).update(image_key=None)
         ImageVersion.objects.filter(pk__in=[version.pk for version in versions]).delete()
         cleanup = Cleanup(versions, *_unused_files(versions, exclude=[]))
         transaction.on_commit(lambda: _delete_files(cleanup))

@@ -6,8 +6,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.management.base import CommandError
+from django.utils import timezone
 
-from django_neuraldraft.models import ImageKey, ImageVersion
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
 
@@ -86,3 +87,16 @@ def test_nothing_to_do(run):
 def test_a_negative_count_is_refused(run):
     with pytest.raises(CommandError, match="0 or more"):
         run("neuraldraft_cleanup", "--keep", "-1")
+
+
+def test_the_jobs_of_deleted_versions_are_never_ingested_again(run, commit, history, sandbox):
+    _oldest, on_show, _older, newest = history
+
+    with commit():
+        run("neuraldraft_cleanup", "--keep", "1")
+    run("neuraldraft_refresh", "--all")
+
+    assert not Job.objects.awaiting_ingest(before=timezone.now()).exists()
+    assert set(ImageVersion.objects.all()) == {on_show, newest}
+    assert ImageKey.objects.get().current == on_show
+    assert Job.objects.filter(image_key__isnull=True).count() == 2
