@@ -140,7 +140,8 @@ def _sources(engine: Any, unreadable: list[tuple[str, str]]) -> Iterator[tuple[s
         charset = engine.engine.file_charset
     else:
         dirs = list(engine.template_dirs)
-        dirs.extend(getattr(getattr(engine, "env", None) and engine.env.loader, "searchpath", []))
+        loader = getattr(getattr(engine, "env", None), "loader", None)
+        dirs.extend(getattr(loader, "searchpath", []))
         charset = "utf-8"
     seen: set[Path] = set()
     for directory in dirs:
