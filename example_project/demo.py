@@ -2,8 +2,9 @@
 
 Starts the sandbox, migrates a fresh SQLite database, asks for the images of
 the example page, waits while a real worker follows the jobs and binds the
-images, renders the page once, then serves the site until Ctrl-C. With
-``--once`` it stops after rendering, which is how the tests run it.
+images, renders the page once, then serves the site until Ctrl-C (or SIGTERM),
+which stops the worker and the sandbox too. ``--port 0`` serves on a free port
+and prints it; ``--once`` stops after rendering. Any failure exits non-zero.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import django
@@ -39,10 +41,20 @@ DEMO_IMAGES = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="stop after rendering the page")
-    parser.add_argument("--port", type=int, default=8000, help="port of the site (8000)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port of the site; 0 picks a free one (8000)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for images")
     options = parser.parse_args(argv)
+    stop_on_signals()
+    try:
+        run_demo(options)
+    except KeyboardInterrupt:
+        say("Stopped.")
+    return 0
 
+
+def run_demo(options: argparse.Namespace) -> None:
     shutil.rmtree(VAR_DIR, ignore_errors=True)
     for folder in ("media", "cache", "broker/queue", "broker/processed", "broker/control"):
         (VAR_DIR / folder).mkdir(parents=True)
@@ -59,10 +71,28 @@ def main(argv: list[str] | None = None) -> int:
             wait_until_bound(options.timeout, worker)
             page = render_home_page()
             say(f"Rendered the home page with {page} images from local storage.")
-            if options.once:
-                return 0
-            serve(options.port)
-    return 0
+            if not options.once:
+                serve(options.port)
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP stop the demo the way Ctrl-C does: worker and sandbox too.
+
+    Python's default SIGTERM ends the process without unwinding, which left the
+    Celery worker running. The first signal starts the orderly stop; further
+    ones are ignored so that they cannot interrupt it half-way.
+    """
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        signals.append(signal.SIGHUP)
+
+    def stop(received: int, frame: object) -> None:
+        for signum in signals:
+            signal.signal(signum, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for signum in signals:
+        signal.signal(signum, stop)
 
 
 def say(text: str) -> None:
@@ -80,7 +110,7 @@ def prepare_database() -> None:
 
 def celery_worker_command() -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "example_project", "--quiet", "worker",
+        sys.executable, "-m", "celery", "-A", "example_project.celery_app", "--quiet", "worker",
         "--beat", "--schedule", str(VAR_DIR / "celerybeat-schedule"),
         "--concurrency", "2", "--loglevel", "WARNING",
     ]  # fmt: skip
@@ -88,16 +118,23 @@ def celery_worker_command() -> list[str]:
 
 @contextmanager
 def running(command: list[str]) -> Iterator[subprocess.Popen]:
-    """Run ``command`` beside the demo and stop it, whatever happens."""
-    process = subprocess.Popen(command, cwd=PROJECT_DIR.parent)
+    """Run ``command`` beside the demo, in a process group of its own, and stop that group.
+
+    Its own group, so that Ctrl-C reaches the demo alone and the demo stops
+    the command in order (a warm shutdown first), then kills whatever the
+    command left in the group (Celery's pool and beat processes).
+    """
+    process = subprocess.Popen(command, cwd=PROJECT_DIR.parent, start_new_session=True)
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process.poll() is None:
+            process.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=15)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def request_images() -> None:
@@ -148,12 +185,19 @@ def render_home_page() -> int:
 
 
 def serve(port: int) -> None:
-    say(f"Open http://127.0.0.1:{port}/ and http://127.0.0.1:{port}/admin/ (Ctrl-C stops)")
-    manage = [sys.executable, str(PROJECT_DIR / "manage.py")]
+    """Serve the site from this process, with static files, until interrupted."""
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import run
+
+    def announce(bound_port: int) -> None:
+        site = f"http://127.0.0.1:{bound_port}/"
+        say(f"Open {site} and {site}admin/ (Ctrl-C stops)")
+
     try:
-        subprocess.run([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], check=False)
-    except KeyboardInterrupt:
-        pass
+        run("127.0.0.1", port, StaticFilesHandler(WSGIHandler()), threading=True, on_bind=announce)
+    except OSError as err:
+        raise SystemExit(f"Cannot serve on 127.0.0.1:{port}: {err}. Try --port 0.") from err
 
 
 if __name__ == "__main__":
