@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,8 @@ def check_api_key(app_configs=None, **kwargs) -> list[CheckMessage]:
     if effective is None:
         return []
     key = effective["API_KEY"] or os.environ.get(conf.API_KEY_ENV_VAR)
+    if not isinstance(key, (str, type(None))):
+        return []
     if not key:
         return [
             Error(
@@ -125,54 +127,99 @@ def check_base_url(app_configs=None, **kwargs) -> list[CheckMessage]:
     return []
 
 
-def _positive_timeout(value: Any) -> bool:
-    values = value if isinstance(value, (tuple, list)) else (value,)
-    return len(values) in (1, 2) and all(_is_positive_number(v) for v in values)
-
-
-def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_positive_whole(value: Any) -> bool:
-    return _is_count(value) and value > 0
-
-
-def _is_optional_count(value: Any) -> bool:
-    return value is None or _is_count(value)
-
-
-#: Each numeric setting, with its test and the words for what it must be.
-_NUMBER_RULES: Mapping[str, tuple[Callable[[Any], bool], str]] = {
-    "TIMEOUT": (_positive_timeout, "a positive number of seconds or a (connect, read) pair"),
-    "MAX_RETRIES": (_is_count, "a whole number, 0 or more"),
-    "POLL_INITIAL": (_is_positive_number, "a positive number of seconds"),
-    "POLL_MAX": (_is_positive_number, "a positive number of seconds"),
-    "JOB_TIMEOUT": (_is_positive_number, "a positive number of seconds"),
-    "MAX_DOWNLOAD_BYTES": (_is_positive_whole, "a positive whole number of bytes"),
-    "MAX_PIXELS": (_is_positive_whole, "a positive whole number of pixels"),
-    "CREDITS_PER_IMAGE": (_is_count, "a whole number, 0 or more"),
-    "DAILY_CREDIT_BUDGET": (_is_optional_count, "None or a whole number, 0 or more"),
-    "CACHE_TIMEOUT": (_is_positive_whole, "a positive whole number of seconds"),
-}
-
-
-def check_numbers(app_configs=None, **kwargs) -> list[CheckMessage]:
+def _broken(names: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``(name, value)`` of each of ``names`` whose value breaks its rule in ``conf.RULES``."""
     effective = _effective_settings()
     if effective is None:
         return []
+    return [(name, effective[name]) for name in names if not conf.is_valid(name, effective[name])]
+
+
+def _not_expected(name: str, value: Any, check_id: str) -> Error:
+    return Error(
+        f"NEURALDRAFT[{name!r}] = {value!r} is not {conf.RULES[name].expected}.",
+        hint=f"Fix the value or remove it to use the default, {conf.DEFAULTS[name]!r}.",
+        id=check_id,
+    )
+
+
+_NUMBERS = (
+    "TIMEOUT",
+    "MAX_RETRIES",
+    "POLL_INITIAL",
+    "POLL_MAX",
+    "JOB_TIMEOUT",
+    "MAX_DOWNLOAD_BYTES",
+    "MAX_PIXELS",
+    "CREDITS_PER_IMAGE",
+    "DAILY_CREDIT_BUDGET",
+    "CACHE_TIMEOUT",
+)
+
+# BASE_URL's type is checked by E007 and API_KEY's content by E002.
+_TEXTS = ("API_KEY", "STORAGE", "UPLOAD_TO", "DEFAULT_STYLE", "CACHE_ALIAS", "PLACEHOLDER")
+
+
+def check_numbers(app_configs=None, **kwargs) -> list[CheckMessage]:
+    return [_not_expected(name, value, "neuraldraft.E009") for name, value in _broken(_NUMBERS)]
+
+
+def check_texts(app_configs=None, **kwargs) -> list[CheckMessage]:
+    return [_not_expected(name, value, "neuraldraft.E015") for name, value in _broken(_TEXTS)]
+
+
+def check_download_hosts(app_configs=None, **kwargs) -> list[CheckMessage]:
+    for _name, hosts in _broken(("ALLOWED_DOWNLOAD_HOSTS",)):
+        if isinstance(hosts, str):
+            # list("cdn.example.com") would allow the hosts "c", "d", "n", ...
+            return [
+                Error(
+                    f"NEURALDRAFT['ALLOWED_DOWNLOAD_HOSTS'] = {hosts!r} is a string, not a "
+                    "list of host names.",
+                    hint=f"Write [{hosts!r}].",
+                    id="neuraldraft.E012",
+                )
+            ]
+        return [
+            Error(
+                f"NEURALDRAFT['ALLOWED_DOWNLOAD_HOSTS'] = {hosts!r} is not None or a list of "
+                "host names.",
+                hint="Write a list of host names, parent domains ('.example.com') or IP "
+                "networks, or None for the API CDN and BASE_URL's host.",
+                id="neuraldraft.E012",
+            )
+        ]
+    return []
+
+
+def check_aspect_ratio(app_configs=None, **kwargs) -> list[CheckMessage]:
     return [
         Error(
-            f"NEURALDRAFT[{name!r}] = {effective[name]!r} is not {expected}.",
-            hint=f"Fix the value or remove it to use the default, {conf.DEFAULTS[name]!r}.",
-            id="neuraldraft.E009",
+            f"NEURALDRAFT['DEFAULT_ASPECT_RATIO'] = {ratio!r} is not an aspect ratio "
+            "Neural Draft generates.",
+            hint=f"Use {conf.RULES['DEFAULT_ASPECT_RATIO'].expected}, or remove the setting "
+            f"to use {conf.DEFAULTS['DEFAULT_ASPECT_RATIO']!r}.",
+            id="neuraldraft.E013",
         )
-        for name, (is_valid, expected) in _NUMBER_RULES.items()
-        if not is_valid(effective[name])
+        for _name, ratio in _broken(("DEFAULT_ASPECT_RATIO",))
+    ]
+
+
+def check_poll_schedule(app_configs=None, **kwargs) -> list[CheckMessage]:
+    effective = _effective_settings()
+    if effective is None or _broken(("POLL_INITIAL", "POLL_MAX")):
+        return []
+    initial, longest = effective["POLL_INITIAL"], effective["POLL_MAX"]
+    if initial <= longest:
+        return []
+    return [
+        Error(
+            f"NEURALDRAFT['POLL_INITIAL'] = {initial!r} is longer than "
+            f"NEURALDRAFT['POLL_MAX'] = {longest!r}.",
+            hint="POLL_INITIAL is the first wait between polls of a job and POLL_MAX the "
+            "longest; make POLL_INITIAL the smaller.",
+            id="neuraldraft.E014",
+        )
     ]
 
 
@@ -181,7 +228,7 @@ def check_storage(app_configs=None, **kwargs) -> list[CheckMessage]:
     if effective is None:
         return []
     alias = effective["STORAGE"]
-    if alias in settings.STORAGES:
+    if not conf.is_valid("STORAGE", alias) or alias in settings.STORAGES:
         return []
     return [
         Error(
@@ -197,7 +244,7 @@ def check_cache(app_configs=None, **kwargs) -> list[CheckMessage]:
     if effective is None:
         return []
     alias = effective["CACHE_ALIAS"]
-    if alias in settings.CACHES:
+    if not conf.is_valid("CACHE_ALIAS", alias) or alias in settings.CACHES:
         return []
     return [
         Error(
@@ -213,6 +260,10 @@ ALL_CHECKS = (
     check_api_key,
     check_base_url,
     check_numbers,
+    check_texts,
+    check_download_hosts,
+    check_aspect_ratio,
+    check_poll_schedule,
     check_storage,
     check_cache,
 )

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .client.types import ASPECT_RATIOS
 from .exceptions import NeuralDraftConfigurationError
 
 API_KEY_ENV_VAR = "NEURALDRAFT_API_KEY"
@@ -83,21 +85,149 @@ def describe_unknown_key(key: str, suggestion: str | None) -> str:
     return f"Unknown NEURALDRAFT key {key!r}{hint}"
 
 
+class NeuralDraftSettingsWarning(UserWarning):
+    """A ``NEURALDRAFT`` key or value is ignored at run time; the system checks say why."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_positive_number(value: Any) -> bool:
+    return _is_number(value) and value > 0
+
+
+def _is_timeout(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return len(value) == 2 and all(_is_positive_number(v) for v in value)
+    return _is_positive_number(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_positive_whole(value: Any) -> bool:
+    return _is_count(value) and value > 0
+
+
+def _is_optional_count(value: Any) -> bool:
+    return value is None or _is_count(value)
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_folder(value: Any) -> bool:
+    if not isinstance(value, str) or "\\" in value:
+        return False
+    parts = value.strip("/").split("/")
+    return all(part.strip() and part not in (".", "..") for part in parts)
+
+
+def _is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_host_list(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, (list, tuple, set, frozenset))
+        and all(isinstance(host, str) and host.strip() for host in value)
+    )
+
+
+class Rule(NamedTuple):
+    """What one setting must be, tested where it is read and reported by the system checks."""
+
+    #: Whether a value is usable.
+    accepts: Callable[[Any], bool]
+    #: What the value must be, in words that follow "is not".
+    expected: str
+
+
+#: The rule of each setting. Keys without a rule are used as they are written.
+RULES: Mapping[str, Rule] = MappingProxyType(
+    {
+        "API_KEY": Rule(_is_optional_text, "a string"),
+        "BASE_URL": Rule(_is_http_url, "an absolute http(s) URL"),
+        "TIMEOUT": Rule(_is_timeout, "a positive number of seconds or a (connect, read) pair"),
+        "MAX_RETRIES": Rule(_is_count, "a whole number, 0 or more"),
+        "STORAGE": Rule(_is_name, "the name of an alias in settings.STORAGES"),
+        "UPLOAD_TO": Rule(_is_folder, "a relative folder such as 'neuraldraft'"),
+        "DEFAULT_STYLE": Rule(_is_optional_text, "None or a string"),
+        "DEFAULT_ASPECT_RATIO": Rule(
+            ASPECT_RATIOS.__contains__, f"one of {', '.join(map(repr, ASPECT_RATIOS))}"
+        ),
+        "POLL_INITIAL": Rule(_is_positive_number, "a positive number of seconds"),
+        "POLL_MAX": Rule(_is_positive_number, "a positive number of seconds"),
+        "JOB_TIMEOUT": Rule(_is_positive_number, "a positive number of seconds"),
+        "MAX_DOWNLOAD_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
+        "MAX_PIXELS": Rule(_is_positive_whole, "a positive whole number of pixels"),
+        "ALLOWED_DOWNLOAD_HOSTS": Rule(_is_host_list, "None or a list of host names"),
+        "CREDITS_PER_IMAGE": Rule(_is_count, "a whole number, 0 or more"),
+        "DAILY_CREDIT_BUDGET": Rule(_is_optional_count, "None or a whole number, 0 or more"),
+        "CACHE_ALIAS": Rule(_is_name, "the name of an alias in settings.CACHES"),
+        "CACHE_TIMEOUT": Rule(_is_positive_whole, "a positive whole number of seconds"),
+        "PLACEHOLDER": Rule(_is_optional_text, "None or a string"),
+    }
+)
+
+#: What replaces an unusable value at run time where the default would be less safe:
+#: a budget that cannot be read spends nothing rather than everything.
+_FALLBACKS: Mapping[str, Any] = MappingProxyType({"DAILY_CREDIT_BUDGET": 0})
+
+
+def is_valid(name: str, value: Any) -> bool:
+    """Whether ``value`` is usable for the setting ``name``."""
+    rule = RULES.get(name)
+    return rule is None or rule.accepts(value)
+
+
+def _warn(message: str) -> None:
+    # Python shows a given warning once per process by default.
+    warnings.warn(message, NeuralDraftSettingsWarning, stacklevel=2)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Mapping[str, Any]:
     """Return the defaults overlaid with ``settings.NEURALDRAFT``, read-only.
 
     Cached until Django's ``setting_changed`` fires, so ``override_settings``
-    works. Unknown keys raise rather than being ignored, because a typo such
-    as ``TIMEOUTS`` would otherwise fall back to a default silently.
+    works. Settings are read while pages render, so nothing here raises: an
+    unknown key (a typo such as ``TIMEOUTS``) is ignored and a value that
+    breaks its rule gives way to its default, each with a
+    :class:`NeuralDraftSettingsWarning`. The system checks report both as
+    errors (docs/checks.rst), which stops ``runserver`` and ``migrate``.
     """
-    user = user_settings()
-    unknown = unknown_keys(user)
-    if unknown:
-        raise NeuralDraftConfigurationError(
-            " ".join(describe_unknown_key(key, hint) for key, hint in unknown.items())
+    try:
+        user = user_settings()
+    except NeuralDraftConfigurationError as err:
+        _warn(f"{err} Every NEURALDRAFT setting takes its default.")
+        return DEFAULTS
+    for key, suggestion in unknown_keys(user).items():
+        _warn(f"{describe_unknown_key(key, suggestion)} It is ignored.")
+    merged = dict(DEFAULTS)
+    for name, value in user.items():
+        if name not in DEFAULTS:
+            continue
+        if is_valid(name, value):
+            merged[name] = value
+            continue
+        fallback = _FALLBACKS.get(name, DEFAULTS[name])
+        _warn(
+            f"NEURALDRAFT[{name!r}] = {value!r} is not {RULES[name].expected}; "
+            f"{fallback!r} is used instead."
         )
-    return MappingProxyType({**DEFAULTS, **user})
+        merged[name] = fallback
+    return MappingProxyType(merged)
 
 
 @receiver(setting_changed)

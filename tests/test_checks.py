@@ -156,6 +156,115 @@ class TestNumberChecks:
             ]
 
 
+class TestValueChecks:
+    @pytest.mark.parametrize(
+        ("name", "value", "expected", "default"),
+        [
+            ("TIMEOUT", [5], "a positive number of seconds or a (connect, read) pair", (5, 30)),
+            ("POLL_INITIAL", 0, "a positive number of seconds", 2),
+            ("POLL_MAX", "30", "a positive number of seconds", 30),
+            ("JOB_TIMEOUT", -5, "a positive number of seconds", 1800),
+            ("MAX_DOWNLOAD_BYTES", 0, "a positive whole number of bytes", 26214400),
+            ("MAX_PIXELS", 1.5e7, "a positive whole number of pixels", 50000000),
+            ("CREDITS_PER_IMAGE", -40, "a whole number, 0 or more", 40),
+            ("DAILY_CREDIT_BUDGET", "2000", "None or a whole number, 0 or more", None),
+        ],
+    )
+    def test_e009_every_number_by_type_and_range(self, name, value, expected, default):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, name: value}):
+            assert checks.check_numbers() == [
+                Error(
+                    f"NEURALDRAFT[{name!r}] = {value!r} is not {expected}.",
+                    hint=f"Fix the value or remove it to use the default, {default!r}.",
+                    id="neuraldraft.E009",
+                )
+            ]
+
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "ALLOWED_DOWNLOAD_HOSTS": "cdn.a.io"})
+    def test_e012_a_bare_string_of_hosts(self):
+        assert checks.check_download_hosts() == [
+            Error(
+                "NEURALDRAFT['ALLOWED_DOWNLOAD_HOSTS'] = 'cdn.a.io' is a string, not a list of "
+                "host names.",
+                hint="Write ['cdn.a.io'].",
+                id="neuraldraft.E012",
+            )
+        ]
+
+    @pytest.mark.parametrize("hosts", [["cdn.a.io", ""], ("cdn.a.io", 7), 42])
+    def test_e012_not_a_list_of_host_names(self, hosts):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "ALLOWED_DOWNLOAD_HOSTS": hosts}):
+            assert checks.check_download_hosts() == [
+                Error(
+                    f"NEURALDRAFT['ALLOWED_DOWNLOAD_HOSTS'] = {hosts!r} is not None or a list "
+                    "of host names.",
+                    hint="Write a list of host names, parent domains ('.example.com') or IP "
+                    "networks, or None for the API CDN and BASE_URL's host.",
+                    id="neuraldraft.E012",
+                )
+            ]
+
+    @pytest.mark.parametrize("hosts", [None, [], ["cdn.a.io", ".a.io", "10.0.0.0/8"]])
+    def test_host_lists_pass(self, hosts):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "ALLOWED_DOWNLOAD_HOSTS": hosts}):
+            assert checks.check_download_hosts() == []
+
+    @pytest.mark.parametrize("ratio", ["21:9", "16/9", None])
+    def test_e013_unknown_default_aspect_ratio(self, ratio):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "DEFAULT_ASPECT_RATIO": ratio}):
+            assert checks.check_aspect_ratio() == [
+                Error(
+                    f"NEURALDRAFT['DEFAULT_ASPECT_RATIO'] = {ratio!r} is not an aspect ratio "
+                    "Neural Draft generates.",
+                    hint="Use one of '1:1', '16:9', '9:16', '4:5', '4:3', '3:2', or remove the "
+                    "setting to use '16:9'.",
+                    id="neuraldraft.E013",
+                )
+            ]
+
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "POLL_INITIAL": 60, "POLL_MAX": 30})
+    def test_e014_first_poll_wait_longer_than_the_longest(self):
+        assert checks.check_poll_schedule() == [
+            Error(
+                "NEURALDRAFT['POLL_INITIAL'] = 60 is longer than NEURALDRAFT['POLL_MAX'] = 30.",
+                hint="POLL_INITIAL is the first wait between polls of a job and POLL_MAX the "
+                "longest; make POLL_INITIAL the smaller.",
+                id="neuraldraft.E014",
+            )
+        ]
+
+    @pytest.mark.parametrize(("initial", "longest"), [(30, 30), (0.5, 2), ("x", 1)])
+    def test_e014_stays_quiet_when_in_order_or_when_e009_reports(self, initial, longest):
+        with override_settings(
+            NEURALDRAFT={"API_KEY": TEST_KEY, "POLL_INITIAL": initial, "POLL_MAX": longest}
+        ):
+            assert checks.check_poll_schedule() == []
+
+    @pytest.mark.parametrize(
+        ("name", "value", "expected", "default"),
+        [
+            ("API_KEY", 12345, "a string", None),
+            ("STORAGE", "", "the name of an alias in settings.STORAGES", "default"),
+            ("STORAGE", ["s3"], "the name of an alias in settings.STORAGES", "default"),
+            ("UPLOAD_TO", "../media", "a relative folder such as 'neuraldraft'", "neuraldraft"),
+            ("UPLOAD_TO", "", "a relative folder such as 'neuraldraft'", "neuraldraft"),
+            ("UPLOAD_TO", "a\\b", "a relative folder such as 'neuraldraft'", "neuraldraft"),
+            ("DEFAULT_STYLE", 3, "None or a string", None),
+            ("CACHE_ALIAS", None, "the name of an alias in settings.CACHES", "default"),
+            ("PLACEHOLDER", False, "None or a string", None),
+        ],
+    )
+    def test_e015_text_setting_of_the_wrong_type(self, name, value, expected, default):
+        with override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY, name: value}):
+            assert run_all() == [
+                Error(
+                    f"NEURALDRAFT[{name!r}] = {value!r} is not {expected}.",
+                    hint=f"Fix the value or remove it to use the default, {default!r}.",
+                    id="neuraldraft.E015",
+                )
+            ]
+
+
 class TestStorageCheck:
     @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "STORAGE": "images"})
     def test_e010_unknown_alias(self):
