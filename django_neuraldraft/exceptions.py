@@ -32,6 +32,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BrokerUnavailableError",
     "ConflictError",
     "CreditBudgetExceededError",
     "DownloadError",
@@ -63,3 +64,19 @@ class InvalidImageError(DownloadError):
 
 class CreditBudgetExceededError(Exception):
     """A generation would pass ``NEURALDRAFT["DAILY_CREDIT_BUDGET"]``; nothing was sent."""
+
+
+class BrokerUnavailableError(Exception):
+    """A job was saved but its task could not be queued: the Celery broker is unreachable.
+
+    Nothing is lost: ``sweep_stale_jobs`` queues the job once the broker is back.
+    """
+
+    def __init__(self, job_pk: int, task_name: str, cause: BaseException) -> None:
+        self.job_pk = job_pk
+        self.task_name = task_name
+        super().__init__(
+            f"Job #{job_pk} is saved, but its {task_name} task could not be queued: the Celery "
+            f"broker is unreachable ({cause}). The sweep task (neuraldraft.sweep_stale_jobs) "
+            "will send it once the broker is back."
+        )

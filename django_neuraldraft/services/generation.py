@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -11,15 +12,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .. import conf
 from ..choices import JobStatus, JobType
 from ..client.types import ASPECT_RATIOS
-from ..exceptions import CreditBudgetExceededError, NeuralDraftError
+from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
 from ..models import ImageKey, Job
 from .jobs import fail, mirror
 from .remote import TRANSIENT_ERRORS, get_client
+
+logger = logging.getLogger(__name__)
 
 
 def get_or_create_image_key(key: str) -> ImageKey:
@@ -126,7 +130,17 @@ def _check_budget(cost: int) -> None:
 
 
 def _enqueue(task_name: str, job_pk: int, **options: Any) -> None:
-    current_app.send_task(f"neuraldraft.{task_name}", (job_pk,), **options)
+    """Queue a task for a committed job; ``BrokerUnavailableError`` if the broker is down.
+
+    The job is in the database either way, and ``sweep_stale_jobs`` queues
+    what was never sent, so the error says so instead of a bare kombu error.
+    """
+    try:
+        current_app.send_task(f"neuraldraft.{task_name}", (job_pk,), **options)
+    except (KombuOperationalError, OSError) as err:
+        error = BrokerUnavailableError(job_pk, task_name, err)
+        logger.warning("%s", error)
+        raise error from err
 
 
 def submit(job: Job) -> Job:
