@@ -14,8 +14,10 @@ class NeuralDraftConfig(AppConfig):
         from django.core import checks
 
         from . import resolver
-        from .checks import ALL_CHECKS
+        from .checks import ALL_CHECKS, DATABASE_CHECKS
 
         for check in ALL_CHECKS:
             checks.register(check, "neuraldraft")
+        for check in DATABASE_CHECKS:
+            checks.register(check, "neuraldraft", checks.Tags.database)
         resolver.connect_signals()

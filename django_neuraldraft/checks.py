@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.db import connections, router
+from django.db.models import Count
 
 from . import conf
 from .client.credentials import key_environment, mask_api_key
@@ -255,6 +257,51 @@ def check_cache(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
+def check_version_storages(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
+    """Image versions whose storage alias has left ``STORAGES`` can no longer be shown.
+
+    A database check: Django runs it for ``migrate`` and ``check --database``.
+    """
+    from .models import ImageVersion
+
+    messages: list[CheckMessage] = []
+    for database in databases or ():
+        if not router.allow_migrate_model(database, ImageVersion) or not _has_column(
+            database, ImageVersion._meta.db_table, "storage_alias"
+        ):
+            continue
+        counts = (
+            ImageVersion.objects.using(database)
+            .exclude(storage_alias__in=list(settings.STORAGES))
+            .values_list("storage_alias")
+            .annotate(count=Count("pk"))
+            .order_by("storage_alias")
+        )
+        messages += [
+            Warning(
+                f"{count} image version(s) in the database {database!r} were saved to the "
+                f"storage {alias!r}, which is no longer in settings.STORAGES; their images "
+                "cannot be shown.",
+                hint=f"Put {alias!r} back in STORAGES: after NEURALDRAFT['STORAGE'] changes, "
+                "older images are still served from the storage they were saved to. "
+                "See docs/configuration.rst.",
+                id="neuraldraft.W016",
+            )
+            for alias, count in counts
+        ]
+    return messages
+
+
+def _has_column(database: str, table: str, column: str) -> bool:
+    """Whether ``table`` has ``column`` yet: before ``migrate`` it may have neither."""
+    connection = connections[database]
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            return False
+        description = connection.introspection.get_table_description(cursor, table)
+    return any(field.name == column for field in description)
+
+
 ALL_CHECKS = (
     check_settings_shape,
     check_api_key,
@@ -267,3 +314,6 @@ ALL_CHECKS = (
     check_storage,
     check_cache,
 )
+
+#: Checks that read the database: registered with the ``database`` tag.
+DATABASE_CHECKS = (check_version_storages,)

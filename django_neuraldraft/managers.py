@@ -41,7 +41,8 @@ class ImageKeyQuerySet(models.QuerySet):
         """Each key's row, image on show, running generation and latest colour, in one query.
 
         Rows are ``(key, alt_text, aspect_ratio, file, width, height, colour,
-        pending, latest colour)`` tuples: what the resolver caches, nothing more.
+        pending, latest colour, storage alias)`` tuples: what the resolver caches,
+        nothing more. The alias is the storage the file on show was saved to.
         """
         from .models import ImageVersion, Job
 
@@ -68,6 +69,7 @@ class ImageKeyQuerySet(models.QuerySet):
                 "current__dominant_color",
                 "pending",
                 "latest_color",
+                "current__storage_alias",
             )
         )
 

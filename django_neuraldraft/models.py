@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from . import conf
 from .choices import (
     IN_FLIGHT_STATUSES,
     TERMINAL_STATUSES,
@@ -17,7 +18,7 @@ from .choices import (
 )
 from .keys import MAX_KEY_LENGTH, validate_image_key
 from .managers import ImageKeyQuerySet, JobQuerySet
-from .storage import ConfiguredStorage
+from .storage import ConfiguredStorage, RecordedStorageImageField
 
 
 class ImageKey(models.Model):
@@ -178,7 +179,14 @@ class ImageVersion(models.Model):
     image_key = models.ForeignKey(
         ImageKey, verbose_name=_("image key"), on_delete=models.CASCADE, related_name="versions"
     )
-    file = models.ImageField(_("file"), storage=ConfiguredStorage(), max_length=300)
+    file = RecordedStorageImageField(_("file"), storage=ConfiguredStorage(), max_length=300)
+    storage_alias = models.CharField(
+        _("storage"),
+        max_length=100,
+        default=conf.storage_alias,
+        editable=False,
+        help_text=_("The alias in settings.STORAGES the file was saved to."),
+    )
     width = models.PositiveIntegerField(_("width"))
     height = models.PositiveIntegerField(_("height"))
     bytes = models.PositiveBigIntegerField(_("size in bytes"))

@@ -42,7 +42,7 @@ from . import conf
 from .keys import validate_image_key
 from .models import ImageKey, ImageVersion, Job
 from .signals import job_failed
-from .storage import ConfiguredStorage
+from .storage import ConfiguredStorage, storage_for
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,6 @@ def _refill(
 def _read(keys: list[str]) -> dict[str, ImageData]:
     """One query for all ``keys``; the image URLs are computed here, not at render time."""
     found = {key: ImageData(key, "", None, None, "", "", "", Status.UNKNOWN) for key in keys}
-    storage = ConfiguredStorage().backend
     for (
         key,
         alt,
@@ -216,9 +215,10 @@ def _read(keys: list[str]) -> dict[str, ImageData]:
         color,
         pending,
         latest_color,
+        storage_alias,
     ) in ImageKey.objects.for_render(keys):
         if name:
-            url, status = storage.url(name), Status.READY
+            url, status = storage_for(storage_alias).url(name), Status.READY
         else:
             url, width, height, color = "", None, None, latest_color or ""
             status = Status.PENDING if pending else Status.EMPTY

@@ -1,14 +1,55 @@
-"""The storage that downloaded images go to, chosen by alias at call time."""
+"""The storages images live in: the configured one for new files, the recorded one for old ones.
+
+New files go to ``STORAGES[NEURALDRAFT["STORAGE"]]``; each image version
+records that alias, so switching ``STORAGE`` later leaves existing images
+served from where they were saved (docs/configuration.rst, "Switching storage").
+"""
 
 from __future__ import annotations
 
+import copy
+import re
+import sys
 from datetime import datetime
 from typing import IO, Any
 
 from django.core.files.storage import Storage, storages
+from django.db.models.fields.files import ImageField, ImageFieldFile
 from django.utils.deconstruct import deconstructible
 
 from . import conf
+
+#: Sent with files whose names hold their content's SHA-256: they never change.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+_CONTENT_HASH_NAME = re.compile(r"(?:^|/)[0-9a-f]{64}(?:[/._-]|$)")
+
+
+def storage_for(alias: str | None = None) -> Storage:
+    """The storage of ``alias``; the configured ``STORAGE`` when ``alias`` is empty."""
+    return storages[alias or conf.storage_alias()]
+
+
+def is_content_addressed(name: str) -> bool:
+    """Whether ``name`` is named by its content's SHA-256 (a 64-hex-digit file or folder name)."""
+    return _CONTENT_HASH_NAME.search(name) is not None
+
+
+def save_immutable(backend: Storage, name: str, content: Any, max_length: int | None) -> str:
+    """Save ``content`` as ``name``, asking the storage to let clients cache it for a year.
+
+    Only django-storages' S3 backend (and its subclasses, which S3-compatible
+    services use) takes per-file upload headers, through ``object_parameters``.
+    A shallow copy carries the header, so the project's storage object, shared
+    between threads, is never changed; a ``CacheControl`` the project sets in
+    ``OBJECT_PARAMETERS`` wins. Other storages save the file as they always do.
+    """
+    s3 = sys.modules.get("storages.backends.s3")
+    if s3 is not None and isinstance(backend, s3.S3Storage):
+        parameters = {"CacheControl": IMMUTABLE_CACHE_CONTROL, **backend.object_parameters}
+        backend = copy.copy(backend)
+        backend.object_parameters = parameters
+    return backend.save(name, content, max_length=max_length)
 
 
 @deconstructible(path="django_neuraldraft.storage.ConfiguredStorage")
@@ -23,12 +64,14 @@ class ConfiguredStorage(Storage):
 
     @property
     def backend(self) -> Storage:
-        return storages[conf.storage_alias()]
+        return storage_for()
 
     def open(self, name: str, mode: str = "rb") -> IO[Any]:
         return self.backend.open(name, mode)
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        if name is not None and is_content_addressed(name):
+            return save_immutable(self.backend, name, content, max_length)
         return self.backend.save(name, content, max_length=max_length)
 
     def delete(self, name: str) -> None:
@@ -66,3 +109,34 @@ class ConfiguredStorage(Storage):
 
     def generate_filename(self, filename: str) -> str:
         return self.backend.generate_filename(filename)
+
+
+class RecordedStorageFile(ImageFieldFile):
+    """An image version's file, in the storage its version records (``storage_alias``).
+
+    Django hands every file its field's storage, which follows the setting; a
+    version saved before ``STORAGE`` changed must keep its own. The alias is
+    read each time, so a version moved to another storage is followed at once.
+    """
+
+    @property  # type: ignore[override]  # FieldFile.storage is a plain attribute
+    def storage(self) -> Storage:
+        return storage_for(getattr(self.instance, "storage_alias", None))
+
+    @storage.setter
+    def storage(self, value: Storage) -> None:
+        """Ignore the field's storage, which ``FieldFile.__init__``/``__setstate__`` assign."""
+
+
+class RecordedStorageImageField(ImageField):
+    """An ``ImageField`` whose files use :class:`RecordedStorageFile`.
+
+    It deconstructs as a plain ``ImageField``: which storage a file is in is
+    data (the ``storage_alias`` column), not schema, so migrations do not name this class.
+    """
+
+    attr_class = RecordedStorageFile
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.ImageField", args, kwargs

@@ -5,6 +5,8 @@ from django.core.checks import Error, Warning
 from django.test import override_settings
 
 from django_neuraldraft import checks
+from django_neuraldraft.models import ImageKey, ImageVersion
+from tests.helpers import add_version
 
 TEST_KEY = "ndsk_test_" + "a" * 31 + "Q"
 LIVE_KEY = "ndsk_live_" + "b" * 28 + "7yQp"
@@ -287,6 +289,57 @@ class TestCacheCheck:
                 id="neuraldraft.E011",
             )
         ]
+
+
+@pytest.mark.django_db
+class TestVersionStorageCheck:
+    @pytest.fixture
+    def versions(self):
+        image_key = ImageKey.objects.create(key="hero.background")
+        for alias in ("default", "old-s3", "old-s3", "gone"):
+            version = add_version(image_key, f"neuraldraft/hero.background/{alias}.png")
+            ImageVersion.objects.filter(pk=version.pk).update(storage_alias=alias)
+
+    @pytest.mark.usefixtures("versions")
+    def test_w016_versions_in_a_storage_no_longer_configured(self):
+        hint = (
+            "back in STORAGES: after NEURALDRAFT['STORAGE'] changes, older images are still "
+            "served from the storage they were saved to. See docs/configuration.rst."
+        )
+        assert checks.check_version_storages(databases=["default"]) == [
+            Warning(
+                "1 image version(s) in the database 'default' were saved to the storage "
+                "'gone', which is no longer in settings.STORAGES; their images cannot be shown.",
+                hint=f"Put 'gone' {hint}",
+                id="neuraldraft.W016",
+            ),
+            Warning(
+                "2 image version(s) in the database 'default' were saved to the storage "
+                "'old-s3', which is no longer in settings.STORAGES; their images cannot be "
+                "shown.",
+                hint=f"Put 'old-s3' {hint}",
+                id="neuraldraft.W016",
+            ),
+        ]
+
+    @pytest.mark.usefixtures("versions")
+    def test_w016_is_quiet_while_every_storage_is_configured(self, settings):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "old-s3": settings.STORAGES["default"],
+            "gone": settings.STORAGES["default"],
+        }
+        assert checks.check_version_storages(databases=["default"]) == []
+
+    @pytest.mark.usefixtures("versions")
+    def test_w016_reads_the_database_only_when_django_asks_for_database_checks(self):
+        assert checks.check_version_storages() == []
+
+    def test_w016_is_registered_as_a_database_check(self):
+        from django.core.checks.registry import registry
+
+        assert checks.check_version_storages in registry.get_checks()
+        assert set(checks.check_version_storages.tags) == {"neuraldraft", "database"}
 
 
 def test_checks_are_registered_with_django():
