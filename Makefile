@@ -21,9 +21,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 	NEURALDRAFT_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
+# Style, the import contracts of docs/architecture.rst, and types (configured in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html

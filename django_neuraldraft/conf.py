@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .client.types import ASPECT_RATIOS
+from .choices import AspectRatio
 from .exceptions import NeuralDraftConfigurationError
 
 API_KEY_ENV_VAR = "NEURALDRAFT_API_KEY"
@@ -164,7 +164,7 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "UPLOAD_TO": Rule(_is_folder, "a relative folder such as 'neuraldraft'"),
         "DEFAULT_STYLE": Rule(_is_optional_text, "None or a string"),
         "DEFAULT_ASPECT_RATIO": Rule(
-            ASPECT_RATIOS.__contains__, f"one of {', '.join(map(repr, ASPECT_RATIOS))}"
+            AspectRatio.values.__contains__, f"one of {', '.join(map(repr, AspectRatio.values))}"
         ),
         "POLL_INITIAL": Rule(_is_positive_number, "a positive number of seconds"),
         "POLL_MAX": Rule(_is_positive_number, "a positive number of seconds"),

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
@@ -110,7 +110,7 @@ class DownloadPolicy:
 
 
 def _system_resolve(host: str, port: int) -> list[str]:
-    return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,8 @@ def _dominant_color(image: Image.Image) -> str:
     image.thumbnail((64, 64))
     palette_image = image.convert("RGB").quantize(colors=5)
     palette = palette_image.getpalette() or []
-    _count, index = max(palette_image.getcolors() or [(0, 0)])
+    # The colours of a "P" image are palette indexes; Pillow's types allow any colour.
+    colors = cast("list[tuple[int, int]]", palette_image.getcolors() or [(0, 0)])
+    _count, index = max(colors)
     red, green, blue = palette[index * 3 : index * 3 + 3]
     return f"#{red:02x}{green:02x}{blue:02x}"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from .choices import IN_FLIGHT_STATUSES, JobStatus, JobType
 
 #: Jobs only move forward: pending < processing < any terminal status.
-_STATUS_RANK = {
+_STATUS_RANK: dict[str, int] = {
     JobStatus.PENDING: 0,
     JobStatus.PROCESSING: 1,
     JobStatus.COMPLETED: 2,

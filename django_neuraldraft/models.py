@@ -244,4 +244,4 @@ class ImageVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.file.name
+        return self.file.name or ""

@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 from django.core.cache import BaseCache, caches
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import conf
@@ -290,7 +289,9 @@ def _key_changed(sender: type[ImageKey], instance: ImageKey, using: str, **kwarg
     _on_commit(using, lambda: invalidate(key))
 
 
-def _related_changed(sender: type[Model], instance: Any, using: str, **kwargs: Any) -> None:
+def _related_changed(
+    sender: type[ImageVersion] | type[Job], instance: Any, using: str | None, **kwargs: Any
+) -> None:
     """An image version or job changed: what its key shows may have changed too."""
     if instance.image_key_id is None:
         return
@@ -302,7 +303,7 @@ def _related_changed(sender: type[Model], instance: Any, using: str, **kwargs: A
         _on_commit(using, lambda: _invalidate_pk(pk, using))
 
 
-def _invalidate_pk(pk: int, using: str) -> None:
+def _invalidate_pk(pk: int, using: str | None) -> None:
     # Looked up after the commit: a key deleted with its versions is gone by
     # then, and its own post_delete has invalidated it already.
     invalidate(*ImageKey._base_manager.using(using).filter(pk=pk).values_list("key", flat=True))

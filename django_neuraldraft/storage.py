@@ -8,11 +8,13 @@ served from where they were saved (docs/configuration.rst, "Switching storage").
 from __future__ import annotations
 
 import copy
+import os
 import re
 import sys
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
+from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db.models.fields.files import ImageField, ImageFieldFile
 from django.utils.deconstruct import deconstructible
@@ -46,9 +48,12 @@ def save_immutable(backend: Storage, name: str, content: Any, max_length: int | 
     """
     s3 = sys.modules.get("storages.backends.s3")
     if s3 is not None and isinstance(backend, s3.S3Storage):
-        parameters = {"CacheControl": IMMUTABLE_CACHE_CONTROL, **backend.object_parameters}
-        backend = copy.copy(backend)
-        backend.object_parameters = parameters
+        immutable: Any = copy.copy(backend)  # django-storages ships no type information
+        immutable.object_parameters = {
+            "CacheControl": IMMUTABLE_CACHE_CONTROL,
+            **immutable.object_parameters,
+        }
+        backend = immutable
     return backend.save(name, content, max_length=max_length)
 
 
@@ -66,7 +71,7 @@ class ConfiguredStorage(Storage):
     def backend(self) -> Storage:
         return storage_for()
 
-    def open(self, name: str, mode: str = "rb") -> IO[Any]:
+    def open(self, name: str, mode: str = "rb") -> File:
         return self.backend.open(name, mode)
 
     def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
@@ -107,7 +112,7 @@ class ConfiguredStorage(Storage):
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         return self.backend.get_available_name(name, max_length=max_length)
 
-    def generate_filename(self, filename: str) -> str:
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
         return self.backend.generate_filename(filename)
 
 
@@ -119,7 +124,7 @@ class RecordedStorageFile(ImageFieldFile):
     read each time, so a version moved to another storage is followed at once.
     """
 
-    @property  # type: ignore[override]  # FieldFile.storage is a plain attribute
+    @property
     def storage(self) -> Storage:
         return storage_for(getattr(self.instance, "storage_alias", None))
 

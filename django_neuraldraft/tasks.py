@@ -50,7 +50,8 @@ def submit_generation(self, job_pk: int) -> None:
 
 
 def _schedule_poll(job: Job) -> None:
-    countdown = max(0.0, (job.next_poll_at - timezone.now()).total_seconds())
+    now = timezone.now()
+    countdown = max(0.0, ((job.next_poll_at or now) - now).total_seconds())
     poll_job.apply_async((job.pk,), countdown=countdown)
 
 

@@ -250,7 +250,7 @@ _BY_STATUS: Mapping[int, type[APIError]] = {
 
 def error_class(status: int, code: str | None) -> type[APIError]:
     """Return the class for an error answer: a known ``code`` wins over the status."""
-    if code in _BY_CODE:
+    if code is not None and code in _BY_CODE:
         return _BY_CODE[code]
     if status in _BY_STATUS:
         return _BY_STATUS[status]

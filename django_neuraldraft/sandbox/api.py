@@ -93,6 +93,7 @@ def _upload(store: Store, request: Request, path_key: str | None) -> Response:
             errors["file"] = [str(err)]
     if errors:
         raise validation_failed(errors)
+    assert key is not None and file is not None and info is not None  # no errors: all were read
     image = store.upload(key, file.data, info)
     return Response.json(201 if path_key is None else 200, {"data": image.to_json(len(file.data))})
 

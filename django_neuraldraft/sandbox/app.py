@@ -55,10 +55,10 @@ class App:
             return problem.to_response(request.request_id)
         except Exception:
             logger.exception("Sandbox error on %s %s", request.method, request.path)
-            problem = ProblemError(
+            failure = ProblemError(
                 500, "The sandbox failed on this request; its log has the traceback."
             )
-            return problem.to_response(request.request_id)
+            return failure.to_response(request.request_id)
 
     def _route(self, request: Request, faults: list[Fault]) -> Response:
         for fault in faults:

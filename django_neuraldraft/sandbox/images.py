@@ -132,7 +132,7 @@ def render_png(
     )
     for layer in range(2):
         base = height * (0.7 + 0.12 * layer)
-        peaks = [(0, height), (0, base)]
+        peaks: list[tuple[float, float]] = [(0, height), (0, base)]
         steps = 4 + pick.byte() % 4
         for step in range(1, steps + 1):
             peaks.append((width * step / steps, base - pick.fraction() * height * 0.25))
@@ -178,7 +178,7 @@ def inspect_upload(data: bytes) -> UploadInfo:
     """
     try:
         with Image.open(io.BytesIO(data), formats=list(UPLOAD_FORMATS)) as image:
-            info = UploadInfo(UPLOAD_FORMATS[image.format], image.width, image.height)
+            info = UploadInfo(UPLOAD_FORMATS[image.format or ""], image.width, image.height)
             image.verify()
     except Exception as err:  # Pillow raises many unrelated types for bad input.
         raise ValueError("The file must be a JPEG, PNG, WebP or GIF image.") from err

@@ -250,6 +250,7 @@ class Job:
         status = self.status_at(now)
         script = self.script()
         offset = self._frozen_offset(now)
+        terminal: tuple[str, dict[str, Any]] | None
         if status in ("pending", "processing"):
             shown, terminal = [e for e in script if e.offset <= offset], None
         elif status == "completed":

@@ -108,7 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(max(0, size))
 
     def _read_chunked(self) -> bytes:
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             line = self.rfile.readline(_LINE_LIMIT)
             try:

@@ -87,7 +87,7 @@ class Generation:
 def generation(body: dict[str, Any], *, path_key: str | None = None) -> Generation:
     """Validate a generation body; a ``path_key`` (``PUT /images/{key}``) wins over the body's."""
     errors: dict[str, list[str]] = {}
-    prompt = body.get("prompt")
+    prompt: Any = body.get("prompt")
     if prompt is None:
         errors["prompt"] = ["The prompt field is required."]
     elif not isinstance(prompt, str):

@@ -19,10 +19,10 @@ from .generation import (
     submit,
 )
 from .ingest import ingest, pull
+from .jobs import fail
 from .polling import (
     PollOutcome,
     cancel,
-    fail,
     give_up_if_overdue,
     poll_once,
     postpone_poll,

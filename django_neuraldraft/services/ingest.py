@@ -39,7 +39,7 @@ def ingest(job: Job) -> ImageVersion:
     if job.status != JobStatus.COMPLETED or job.image_key_id is None:
         raise ValueError(f"Job {job.pk} has no finished image to ingest (status {job.status}).")
     try:
-        with fetch(job.result["url"]) as image:
+        with fetch((job.result or {}).get("url", "")) as image:
             with transaction.atomic():
                 image_key = ImageKey.objects.select_for_update().get(pk=job.image_key_id)
                 existing = ImageVersion.objects.filter(job=job).first()

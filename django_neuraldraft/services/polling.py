@@ -82,6 +82,8 @@ def _after_terminal(job: Job) -> PollOutcome:
 
 def refresh_job(job: Job) -> Job:
     """Fetch the job from Neural Draft and mirror it; state only ever moves forward."""
+    if job.remote_id is None:
+        raise ValueError(f"Job {job.pk} was never submitted; there is nothing to refresh.")
     remote = get_client().get_job(job.remote_id)
     Job.objects.filter(pk=job.pk).update(last_polled_at=timezone.now(), polls=F("polls") + 1)
     job.polls += 1

@@ -91,7 +91,8 @@ class ImageKeyNode(Node):
 
     def image(self, context: Context) -> ImageData:
         key = self.literal if self.literal is not None else self.key.resolve(context)
-        shared = context.render_context.dicts[0]
+        # Shared by every template of one render; django-stubs types its values as strings.
+        shared: dict[Any, Any] = context.render_context.dicts[0]
         memo = shared.get(_MEMO)
         if memo is None:
             memo = shared[_MEMO] = RenderMemo()
@@ -111,8 +112,8 @@ class ImageNode(ImageKeyNode):
                 (name, expression) if value is _NOT_CONSTANT else attribute_html(name, value)
             )
         # Literal attributes are escaped once, here; only variables are resolved per render.
-        literal = all(isinstance(part, str) for part in self.parts)
-        self.attrs_html = "".join(self.parts) if literal else None
+        literals = [part for part in self.parts if isinstance(part, str)]
+        self.attrs_html = "".join(literals) if len(literals) == len(self.parts) else None
 
     def render(self, context: Context) -> str:
         attrs_html = self.attrs_html
@@ -136,6 +137,8 @@ class UrlNode(ImageKeyNode):
 
 
 class ImageDataNode(ImageKeyNode):
+    asvar: str
+
     def render(self, context: Context) -> str:
         context[self.asvar] = for_display(self.image(context))
         return ""
@@ -166,7 +169,7 @@ def neuraldraft_image(parser: Parser, token: Token) -> ImageNode:
     tag, *bits = token.split_contents()
     if not bits:
         raise template.TemplateSyntaxError(f'{tag} needs an image key: {{% {tag} "hero.image" %}}')
-    attrs = []
+    attrs: list[tuple[str, FilterExpression]] = []
     for bit in bits[1:]:
         name, equals, value = bit.partition("=")
         if not equals or not value:
