@@ -115,3 +115,35 @@ class TestContentAddressedNames:
         name = f"neuraldraft/hero.background/{SHA}.png"
         assert ConfiguredStorage().save(name, ContentFile(b"png")) == name
         assert stored_bytes("default", name) == b"png"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_records_the_storage_configured_while_it_runs(settings):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    graph = executor.loader.graph
+    (adding,) = [node for node in graph.nodes if node[1].endswith("_imageversion_storage_alias")]
+    before = [parent.key for parent in graph.node_map[adding].parents]
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    image_key = old_apps.get_model("neuraldraft", "ImageKey").objects.create(key="hero.background")
+    old_apps.get_model("neuraldraft", "ImageVersion").objects.create(
+        image_key=image_key,
+        file="neuraldraft/hero.background/old.png",
+        width=16,
+        height=9,
+        bytes=100,
+        mime_type="image/png",
+        sha256=SHA,
+        source_url="https://cdn.neuraldraft.io/old.png",
+    )
+    switch_storage(settings, "archive")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([adding])
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert ImageVersion.objects.get().storage_alias == "archive"
