@@ -4,7 +4,7 @@ import pytest
 from django.core.checks import Error, Warning
 from django.test import override_settings
 
-from django_neuraldraft import checks
+from django_neuraldraft import checks, conf
 from django_neuraldraft.models import ImageKey, ImageVersion
 from tests.helpers import add_version
 
@@ -340,6 +340,19 @@ class TestVersionStorageCheck:
 
         assert checks.check_version_storages in registry.get_checks()
         assert set(checks.check_version_storages.tags) == {"neuraldraft", "database"}
+
+
+def test_every_setting_has_a_rule_and_a_check():
+    """A new key in conf.DEFAULTS needs a rule in conf.RULES and a check that reports it."""
+    checked = {
+        *checks._NUMBERS,
+        *checks._TEXTS,
+        "ALLOWED_DOWNLOAD_HOSTS",  # E012
+        "DEFAULT_ASPECT_RATIO",  # E013
+        "BASE_URL",  # E007
+    }
+    assert set(conf.RULES) == set(conf.DEFAULTS) == checked
+    assert all(conf.is_valid(name, default) for name, default in conf.DEFAULTS.items())
 
 
 def test_checks_are_registered_with_django():
