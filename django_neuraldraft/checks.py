@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.db import connections, router
@@ -22,6 +23,9 @@ from .exceptions import NeuralDraftConfigurationError
 
 _SETTINGS_DOC = "See docs/configuration.rst."
 
+#: What Django passes a check: the apps to check, or None for all of them.
+AppConfigs = Sequence[AppConfig] | None
+
 
 def _effective_settings() -> Mapping[str, Any] | None:
     """The settings as the app will see them, ignoring unknown keys (E006 reports those)."""
@@ -32,7 +36,7 @@ def _effective_settings() -> Mapping[str, Any] | None:
     return {**conf.DEFAULTS, **{k: v for k, v in user.items() if k in conf.DEFAULTS}}
 
 
-def check_settings_shape(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_settings_shape(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     try:
         user = conf.user_settings()
     except NeuralDraftConfigurationError as err:
@@ -49,7 +53,7 @@ def check_settings_shape(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
-def check_api_key(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_api_key(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     effective = _effective_settings()
     if effective is None:
         return []
@@ -103,7 +107,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_base_url(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     effective = _effective_settings()
     if effective is None:
         return []
@@ -162,15 +166,15 @@ _NUMBERS = (
 _TEXTS = ("API_KEY", "STORAGE", "UPLOAD_TO", "DEFAULT_STYLE", "CACHE_ALIAS", "PLACEHOLDER")
 
 
-def check_numbers(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_numbers(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     return [_not_expected(name, value, "neuraldraft.E009") for name, value in _broken(_NUMBERS)]
 
 
-def check_texts(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_texts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     return [_not_expected(name, value, "neuraldraft.E015") for name, value in _broken(_TEXTS)]
 
 
-def check_download_hosts(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_download_hosts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     for _name, hosts in _broken(("ALLOWED_DOWNLOAD_HOSTS",)):
         if isinstance(hosts, str):
             # list("cdn.example.com") would allow the hosts "c", "d", "n", ...
@@ -194,7 +198,7 @@ def check_download_hosts(app_configs=None, **kwargs) -> list[CheckMessage]:
     return []
 
 
-def check_aspect_ratio(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_aspect_ratio(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     return [
         Error(
             f"NEURALDRAFT['DEFAULT_ASPECT_RATIO'] = {ratio!r} is not an aspect ratio "
@@ -207,7 +211,7 @@ def check_aspect_ratio(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
-def check_poll_schedule(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_poll_schedule(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     effective = _effective_settings()
     if effective is None or _broken(("POLL_INITIAL", "POLL_MAX")):
         return []
@@ -225,7 +229,7 @@ def check_poll_schedule(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
-def check_storage(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_storage(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     effective = _effective_settings()
     if effective is None:
         return []
@@ -241,7 +245,7 @@ def check_storage(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
-def check_cache(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_cache(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     effective = _effective_settings()
     if effective is None:
         return []
@@ -257,7 +261,9 @@ def check_cache(app_configs=None, **kwargs) -> list[CheckMessage]:
     ]
 
 
-def check_version_storages(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
+def check_version_storages(
+    app_configs: AppConfigs = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """Image versions whose storage alias has left ``STORAGES`` can no longer be shown.
 
     A database check: Django runs it for ``migrate`` and ``check --database``.

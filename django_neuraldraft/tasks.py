@@ -12,7 +12,7 @@ import logging
 import random
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from . import services
@@ -35,7 +35,7 @@ def _retry_delay(err: Exception, retries: int) -> float:
 
 
 @shared_task(name="neuraldraft.submit_generation", bind=True, acks_late=True, max_retries=None)
-def submit_generation(self, job_pk: int) -> None:
+def submit_generation(self: Task, job_pk: int) -> None:
     job = Job.objects.filter(pk=job_pk).first()
     if job is None:
         return
@@ -72,7 +72,7 @@ def poll_job(job_pk: int) -> None:
 
 
 @shared_task(name="neuraldraft.ingest_job", bind=True, acks_late=True, max_retries=5)
-def ingest_job(self, job_pk: int) -> None:
+def ingest_job(self: Task, job_pk: int) -> None:
     job = Job.objects.filter(pk=job_pk).first()
     if job is None or job.status != JobStatus.COMPLETED:
         return

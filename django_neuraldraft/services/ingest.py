@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import transaction
@@ -9,7 +10,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..choices import ImageOrigin, JobStatus
-from ..downloads import DownloadPolicy, fetch_image
+from ..downloads import DownloadedImage, DownloadPolicy, fetch_image
 from ..exceptions import (
     DownloadRefusedError,
     DownloadTooLargeError,
@@ -65,7 +66,7 @@ def ingest(job: Job) -> ImageVersion:
     return version
 
 
-def fetch(url: str):
+def fetch(url: str) -> AbstractContextManager[DownloadedImage]:
     return fetch_image(
         get_client(),
         url,
