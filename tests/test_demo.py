@@ -106,3 +106,28 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
             except ProcessLookupError:
                 pass
         demo.wait(timeout=10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_a_failed_demo_exits_non_zero_and_leaves_nothing_running(tmp_path):
+    var = tmp_path / "var"
+    environment = {**os.environ, "NEURALDRAFT_DEMO_VAR": str(var)}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "example_project.demo", "--port", "0", "--timeout", "0"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.endswith("5 images still unbound after 0 s.\n")
+    assert "Traceback" not in result.stderr
+    marker = f"NEURALDRAFT_DEMO_VAR={var}"
+    wait_for(
+        lambda: not processes_with(marker),
+        timeout=15,
+        describe=lambda: f"The demo left {processes_with(marker)} running.",
+    )
