@@ -200,7 +200,7 @@ def _django_uses(engine: str, names: frozenset[str], template: str, source: str)
         if not bits or bits[0] not in names:
             continue
         key = _django_literal(bits[1]) if len(bits) > 1 else None
-        yield Use(key, bits[0], template, token.lineno, engine)
+        yield Use(key, bits[0], template, token.lineno or 0, engine)
 
 
 def _django_literal(bit: str) -> str | None:

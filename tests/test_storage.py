@@ -8,6 +8,7 @@ from django.core.files.storage import storages
 
 from django_neuraldraft import resolver, services
 from django_neuraldraft.models import ImageVersion
+from django_neuraldraft.services.history import remove_old_versions
 from django_neuraldraft.storage import ConfiguredStorage, is_content_addressed, storage_for
 
 pytestmark = [
@@ -37,8 +38,8 @@ def switch_storage(settings, alias: str) -> None:
     settings.NEURALDRAFT = {**settings.NEURALDRAFT, "STORAGE": alias}
 
 
-def generated(key: str, sandbox) -> ImageVersion:
-    job = services.submit(services.generate(key, prompt=f"A picture for {key}"))
+def generated(key: str, sandbox, prompt: str = "A lighthouse at dusk") -> ImageVersion:
+    job = services.submit(services.generate(key, prompt=f"{prompt} for {key}"))
     sandbox.finish_job(job.remote_id)
     version = services.poll_once(job).version
     assert version is not None
@@ -88,6 +89,21 @@ class TestSwitchingStorage:
             services.rollback(new.image_key, old)
 
         assert resolver.resolve("hero.background").url == f"/media/{old.file.name}"
+
+    def test_cleanup_deletes_old_files_from_the_storage_they_are_in(
+        self, sandbox, settings, commit
+    ):
+        old = generated("hero.background", sandbox)
+        switch_storage(settings, "archive")
+        new = generated("hero.background", sandbox, prompt="A harbour at dawn")
+
+        with commit():
+            cleanup = remove_old_versions(keep=1)
+
+        assert cleanup.versions == [old]
+        assert cleanup.failed_files == []
+        assert not storages["default"].exists(old.file.name)
+        assert storages["archive"].exists(new.file.name)
 
     def test_storage_for_defaults_to_the_configured_alias(self, settings):
         assert storage_for() is storages["default"]

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -293,7 +293,9 @@ class NeuralDraftClient:
         )
         return self._call(request, Image.from_api)
 
-    def stream_job(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[JobEvent]:
+    def stream_job(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> Generator[JobEvent, None, None]:
         """Yield the job's server-sent events until ``done`` or ``error``.
 
         The connection is opened on the first ``next()``. If it drops (or ends
@@ -396,7 +398,7 @@ class NeuralDraftClient:
             response.elapsed.total_seconds() * 1000,
         )
 
-    def _stream(self, url: str, last_event_id: str | None) -> Iterator[JobEvent]:
+    def _stream(self, url: str, last_event_id: str | None) -> Generator[JobEvent, None, None]:
         attempt = 0
         while True:
             headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}

@@ -10,11 +10,11 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import F, Q, Window
+from django.db.models import F, ForeignObjectRel, Q, Window
 from django.db.models.functions import RowNumber
 
 from ..models import ImageKey, ImageVersion, Job
-from ..storage import ConfiguredStorage
+from ..storage import storage_for
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _pinned_pks() -> set[int]:
     for relation in ImageVersion._meta.get_fields(include_hidden=True):
         if not (relation.auto_created and not relation.concrete and relation.is_relation):
             continue
-        if relation.related_model is None:
+        if not isinstance(relation, ForeignObjectRel) or relation.related_model is None:
             continue
         name = relation.field.name
         pinned.update(
@@ -112,7 +112,7 @@ def remove_old_versions(keep: int, *, dry_run: bool = False) -> Cleanup:
 
 
 def _files_of(version: ImageVersion) -> dict[str, int]:
-    files = {version.file.name: version.bytes}
+    files = {version.file.name or "": version.bytes}
     for rendition in version.renditions or []:
         if isinstance(rendition, dict) and isinstance(rendition.get("name"), str):
             size = rendition.get("bytes")
@@ -142,10 +142,13 @@ def _unused_files(
 
 
 def _delete_files(cleanup: Cleanup) -> None:
-    storage = ConfiguredStorage()
+    # Each file goes from the storage its version was saved to (STORAGE may have changed since).
+    aliases = {
+        name: version.storage_alias for version in cleanup.versions for name in _files_of(version)
+    }
     for name in cleanup.files:
         try:
-            storage.delete(name)
+            storage_for(aliases.get(name)).delete(name)
         except Exception:  # a storage backend raises what it likes; the rows are gone already
             logger.warning("Could not delete %s from the storage.", name, exc_info=True)
             cleanup.failed_files.append(name)

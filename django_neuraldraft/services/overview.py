@@ -39,9 +39,9 @@ def key_statuses(keys: list[str] | None = None) -> list[KeyStatus]:
     )
     if keys is not None:
         image_keys = image_keys.filter(key__in=keys)
-    image_keys = list(image_keys.order_by("key"))
-    jobs = Job.objects.in_bulk([k.latest_job_pk for k in image_keys if k.latest_job_pk])
+    rows = list(image_keys.order_by("key"))
+    jobs = Job.objects.in_bulk([k.latest_job_pk for k in rows if k.latest_job_pk])
     return [
         KeyStatus(image_key, image_key.current, jobs.get(image_key.latest_job_pk))
-        for image_key in image_keys
+        for image_key in rows
     ]

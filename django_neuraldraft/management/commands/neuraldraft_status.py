@@ -74,7 +74,7 @@ class Command(BaseCommand):
                     "message": job.message,
                 }
             )
-        if status.failed:
+        if status.failed and status.latest_job is not None:
             job = status.latest_job
             lines.append(
                 self.style.ERROR(
