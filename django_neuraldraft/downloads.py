@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 import tempfile
 import zlib
@@ -11,11 +10,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
 from .client import NeuralDraftClient
+from .client._pinning import resolve as client_resolve
+from .client.urls import HTTPURL, IPAddress
 from .exceptions import DownloadRefusedError, InvalidImageError
 
 #: Pillow format -> (MIME type, file extension). Anything else is refused.
@@ -42,22 +42,34 @@ _ACCEPTED_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-s
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, RFC 6052).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
 
 class DownloadPolicy:
-    """Decide whether a URL may be fetched; called on the first URL and on every redirect.
+    """Decide where a URL may be fetched from; asked for the first URL and every redirect.
 
     ``allowed`` holds host names (``cdn.neuraldraft.io``), parent domains with a
     leading dot (``.example.com``) and IP addresses or networks (``10.0.0.0/8``).
-    A URL passes when its host is allowed *and* every address it resolves to is
-    public or inside an allowed network, so an allowed name that points at the
-    private network (a poisoned record, a rebinding attack) is still refused.
+    Called with a URL parsed by :func:`~django_neuraldraft.client.urls.parse_http_url`,
+    it returns the addresses the client may connect to, or raises
+    DownloadRefusedError. A URL passes when its host is allowed *and* every
+    address it resolves to is public (not private, loopback, link-local,
+    multicast, reserved or unspecified, nor an IPv6 form embedding such an
+    IPv4 address) or inside an allowed network, so an allowed name that
+    points at the private network (a poisoned record, a rebinding attack) is
+    still refused. The name is resolved here, once, and the client connects
+    to what was returned: no second answer is ever used.
     """
 
     def __init__(
-        self, allowed: Iterable[str], *, resolve: Callable[[str, int], Iterable[str]] | None = None
+        self,
+        allowed: Iterable[str],
+        *,
+        resolve: Callable[[str, int], Iterable[IPAddress | str]] | None = None,
     ) -> None:
         #: ``resolve(host, port)`` returns the host's addresses; the system resolver by default.
-        self.resolve = resolve or _system_resolve
+        self.resolve = resolve or client_resolve
         self.hosts: set[str] = set()
         self.networks: list[IPNetwork] = []
         for entry in allowed:
@@ -66,51 +78,75 @@ class DownloadPolicy:
             except ValueError:
                 self.hosts.add(entry.lower())
 
-    def __call__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DownloadRefusedError(f"Refused to download {parts.scheme or '?'}: URL {url!r}.")
-        host = parts.hostname.lower()
-        if not self._host_allowed(host):
+    def __call__(self, url: HTTPURL) -> list[IPAddress]:
+        host = url.host
+        if not self._host_allowed(url):
             raise DownloadRefusedError(
                 f"Refused to download from {host}: not in NEURALDRAFT['ALLOWED_DOWNLOAD_HOSTS'].",
-                url=url,
+                url=url.url,
             )
-        for address in self._resolve(host, parts.port or 443):
-            if not address.is_global and not self._in_allowed_network(address):
+        addresses = [url.address] if url.address is not None else self._resolve(url)
+        for address in addresses:
+            reason = self._refusal(address)
+            if reason:
                 raise DownloadRefusedError(
-                    f"Refused to download from {host}: it resolves to {address}, a private, "
-                    "loopback or link-local address that is not allow-listed.",
-                    url=url,
+                    f"Refused to download from {host}: it resolves to {address}, {reason} "
+                    "that is not allow-listed.",
+                    url=url.url,
                 )
+        return addresses
 
-    def _host_allowed(self, host: str) -> bool:
-        if host in self.hosts or any(
-            entry.startswith(".") and host.endswith(entry) for entry in self.hosts
-        ):
-            return True
-        try:
-            return self._in_allowed_network(ipaddress.ip_address(host))
-        except ValueError:
-            return False
+    def _host_allowed(self, url: HTTPURL) -> bool:
+        if url.address is not None:
+            return self._in_allowed_network(url.address)
+        return url.host in self.hosts or any(
+            entry.startswith(".") and url.host.endswith(entry) for entry in self.hosts
+        )
 
-    def _in_allowed_network(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    def _in_allowed_network(self, address: IPAddress) -> bool:
         return any(address in network for network in self.networks)
 
-    def _resolve(self, host: str, port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    def _refusal(self, address: IPAddress) -> str:
+        """Return why ``address`` may not be connected to, or ``""``."""
+        if self._in_allowed_network(address):
+            return ""
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            if self._in_allowed_network(embedded):
+                return ""
+            address = embedded
+        if address.is_multicast:
+            return "a multicast address"
+        if address.is_unspecified or address.is_reserved:
+            return "a reserved address"
+        if not address.is_global:
+            return "a private, loopback or link-local address"
+        return ""
+
+    def _resolve(self, url: HTTPURL) -> list[IPAddress]:
         try:
-            return {ipaddress.ip_address(host)}
-        except ValueError:
-            pass
-        try:
-            addresses = self.resolve(host, port)
+            answers = list(self.resolve(url.host, url.port))
         except OSError as err:
-            raise DownloadRefusedError(f"Cannot resolve {host}: {err}.") from err
-        return {ipaddress.ip_address(address.split("%", 1)[0]) for address in addresses}
+            raise DownloadRefusedError(f"Cannot resolve {url.host}: {err}.", url=url.url) from err
+        addresses = [ipaddress.ip_address(str(answer).split("%", 1)[0]) for answer in answers]
+        if not addresses:
+            raise DownloadRefusedError(f"Cannot resolve {url.host}: no address.", url=url.url)
+        return addresses
 
 
-def _system_resolve(host: str, port: int) -> list[str]:
-    return [info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address routes to (mapped, NAT64, 6to4, Teredo), if any."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
 
 
 @dataclass(frozen=True)
@@ -146,7 +182,7 @@ def fetch_image(
     that are not a JPEG, PNG, WebP or GIF image within ``max_pixels``.
     """
     with tempfile.TemporaryFile(prefix="neuraldraft-") as file:
-        info = client.download(url, file, max_bytes=max_bytes, check_url=policy)
+        info = client.download(url, file, max_bytes=max_bytes, policy=policy)
         content_type = (info.content_type or "").split(";", 1)[0].strip().lower()
         if content_type and not content_type.startswith(_ACCEPTED_CONTENT_TYPES):
             raise InvalidImageError(

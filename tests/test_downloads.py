@@ -1,12 +1,14 @@
 """The URL policy and the image checks that run before a downloaded file is kept."""
 
 import io
+import ipaddress
 import struct
 import zlib
 
 import pytest
 from PIL import Image
 
+from django_neuraldraft.client._download import parse
 from django_neuraldraft.downloads import DownloadPolicy, inspect_image
 from django_neuraldraft.exceptions import DownloadRefusedError, InvalidImageError
 
@@ -20,43 +22,69 @@ def image_bytes(fmt: str, size=(40, 30), color=(200, 30, 30)) -> io.BytesIO:
 
 def public_dns(host: str, port: int) -> list[str]:
     """Stands in for DNS, which this offline machine does not have, for names under test."""
-    return {"localhost": ["127.0.0.1"], "rebound.neuraldraft.io": ["10.1.2.3"]}.get(
-        host, ["93.184.215.14"]
-    )
+    return {
+        "localhost": ["127.0.0.1"],
+        "rebound.neuraldraft.io": ["93.184.215.14", "10.1.2.3"],
+        "mapped.neuraldraft.io": ["::ffff:10.0.0.1"],
+        "nat64.neuraldraft.io": ["64:ff9b::a9fe:a9fe"],
+        "multicast.neuraldraft.io": ["224.0.1.1"],
+    }.get(host, ["93.184.215.14"])
+
+
+def check(policy: DownloadPolicy, url: str) -> list:
+    """What the client does for each hop: one strict parse, then the policy on its result."""
+    return policy(parse(url))
 
 
 class TestDownloadPolicy:
-    def test_allowed_host(self):
-        DownloadPolicy(["cdn.neuraldraft.io"], resolve=public_dns)(
-            "https://cdn.neuraldraft.io/prj_1/a.png"
-        )
+    def test_allowed_host_returns_the_addresses_to_connect_to(self):
+        policy = DownloadPolicy(["cdn.neuraldraft.io"], resolve=public_dns)
+        assert check(policy, "https://cdn.neuraldraft.io/prj_1/a.png") == [
+            ipaddress.ip_address("93.184.215.14")
+        ]
 
     def test_parent_domain_entry_covers_subdomains_only(self):
         policy = DownloadPolicy([".example.com"], resolve=public_dns)
-        policy("https://img.example.com/a.png")
+        check(policy, "https://img.example.com/a.png")
         with pytest.raises(DownloadRefusedError):
-            policy("https://badexample.com/a.png")
+            check(policy, "https://badexample.com/a.png")
 
-    def test_allowed_name_resolving_to_a_private_address_is_refused(self):
+    def test_one_private_address_among_the_answers_refuses_the_name(self):
         with pytest.raises(DownloadRefusedError, match=r"resolves to 10\.1\.2\.3"):
-            DownloadPolicy([".neuraldraft.io"], resolve=public_dns)(
-                "https://rebound.neuraldraft.io/a.png"
+            check(
+                DownloadPolicy([".neuraldraft.io"], resolve=public_dns),
+                "https://rebound.neuraldraft.io/a.png",
             )
+
+    @pytest.mark.parametrize(
+        ("host", "reason"),
+        [
+            ("mapped.neuraldraft.io", "private"),
+            ("nat64.neuraldraft.io", "private"),
+            ("multicast.neuraldraft.io", "multicast"),
+        ],
+    )
+    def test_ipv6_forms_of_private_ipv4_and_multicast_are_refused(self, host, reason):
+        with pytest.raises(DownloadRefusedError, match=reason):
+            check(DownloadPolicy([host], resolve=public_dns), f"https://{host}/a.png")
 
     def test_a_name_that_does_not_resolve_is_refused(self):
         with pytest.raises(DownloadRefusedError, match="Cannot resolve"):
-            DownloadPolicy(["nowhere.invalid"])("https://nowhere.invalid/a.png")
+            check(DownloadPolicy(["nowhere.invalid"]), "https://nowhere.invalid/a.png")
 
-    def test_host_not_in_list(self):
+    def test_host_not_in_list_is_never_resolved(self):
+        asked = []
+        policy = DownloadPolicy(["cdn.neuraldraft.io"], resolve=lambda *a: asked.append(a) or [])
         with pytest.raises(DownloadRefusedError, match="not in NEURALDRAFT"):
-            DownloadPolicy(["cdn.neuraldraft.io"])("https://evil.example/a.png")
+            check(policy, "https://evil.example/a.png")
+        assert asked == []
 
     @pytest.mark.parametrize(
         "url", ["ftp://cdn.neuraldraft.io/a.png", "file:///etc/passwd", "//cdn/a.png", "a.png"]
     )
     def test_only_http_and_https(self, url):
         with pytest.raises(DownloadRefusedError):
-            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+            check(DownloadPolicy(["cdn.neuraldraft.io"]), url)
 
     @pytest.mark.parametrize(
         "url",
@@ -66,20 +94,27 @@ class TestDownloadPolicy:
             "http://169.254.169.254/latest/meta-data",
             "http://127.0.0.1:9/a.png",
             "http://[::1]/a.png",
+            "http://0.0.0.0/a.png",
+            "http://[fe80::1]/a.png",
         ],
     )
     def test_private_loopback_and_link_local_addresses_are_refused(self, url):
         with pytest.raises(DownloadRefusedError):
-            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+            check(DownloadPolicy(["cdn.neuraldraft.io"]), url)
 
     def test_allowed_name_resolving_to_loopback_is_refused(self):
         with pytest.raises(DownloadRefusedError, match=r"resolves to 127\.0\.0\.1"):
-            DownloadPolicy(["localhost"])("http://localhost:8765/a.png")
+            check(DownloadPolicy(["localhost"], resolve=public_dns), "http://localhost:8765/a.png")
 
     def test_allow_listed_address_and_network(self):
-        DownloadPolicy(["127.0.0.1"])("http://127.0.0.1:8765/cdn/a.png")
-        DownloadPolicy(["localhost", "127.0.0.0/8"])("http://localhost:8765/a.png")
-        DownloadPolicy(["::1"])("http://[::1]:8765/a.png")
+        check(DownloadPolicy(["127.0.0.1"]), "http://127.0.0.1:8765/cdn/a.png")
+        policy = DownloadPolicy(["localhost", "127.0.0.0/8"], resolve=public_dns)
+        check(policy, "http://localhost:8765/a.png")
+        check(DownloadPolicy(["::1"]), "http://[::1]:8765/a.png")
+
+    def test_allow_listed_address_does_not_allow_its_neighbours(self):
+        with pytest.raises(DownloadRefusedError):
+            check(DownloadPolicy(["127.0.0.1"]), "http://127.0.0.2:8765/cdn/a.png")
 
 
 class TestInspectImage:
