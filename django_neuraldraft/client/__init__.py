@@ -17,6 +17,7 @@ import urllib3
 
 from .. import __version__
 from ._download import Policy, download as _download
+from ._pinning import NoRedirectSession
 from ._request import APIRequest, path_segment
 from ._response import api_error, hide_authorization, json_body, request_id
 from ._retry import RetryPolicy
@@ -206,7 +207,7 @@ class NeuralDraftClient:
             return self._local.session
         except AttributeError:
             pass
-        session = requests.Session()
+        session = NoRedirectSession()
         session.headers["User-Agent"] = self.user_agent
         session.headers["Accept"] = "application/json, application/problem+json"
         with self._lock:

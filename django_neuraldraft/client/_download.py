@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 from urllib.parse import urljoin
@@ -26,6 +27,7 @@ logger = logging.getLogger("django_neuraldraft.client")
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK_SIZE = 64 * 1024
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 #: ``policy(url)`` returns the addresses ``url`` may be fetched from, or raises to refuse it.
 Policy = Callable[[HTTPURL], Iterable[IPAddress]]
@@ -112,14 +114,23 @@ def download(
 
 
 def _redirect_target(current: HTTPURL, location: str) -> HTTPURL:
-    # The raw header is held to the URL text rules before it is joined, so a
-    # relative "\\evil" is refused rather than rewritten into something else.
+    """Return the hop a ``Location`` points at, held to the same rules as the first URL.
+
+    An absolute or scheme-relative location is parsed as it stands; only a
+    path is resolved against the current URL, so ``http:///x`` is refused
+    rather than read as a path on the current host.
+    """
     bad = unsafe_character(location)
     if bad is not None:
         raise DownloadRefusedError(
             f"Refused a redirect to {_shown(location)!r}: it contains {bad!r}.", url=current.url
         )
-    following = parse(urljoin(current.url, location))
+    if _SCHEME.match(location):
+        following = parse(location)
+    elif location.startswith("//"):
+        following = parse(f"{current.scheme}:{location}")
+    else:
+        following = parse(urljoin(current.url, location))
     if current.scheme == "https" and following.scheme != "https":
         raise DownloadRefusedError(
             f"Refused a redirect from https to {following.url!r}.", url=current.url

@@ -30,6 +30,18 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+class NoRedirectSession(requests.Session):
+    """A session that never reads ``Location``: the client follows redirects itself.
+
+    With ``allow_redirects=False`` requests still prepares the next hop
+    (``Response.next``), parsing ``Location`` with another parser, which
+    raises ``ValueError`` on some hostile values.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 class PinnedAdapter(HTTPAdapter):
     """A transport adapter that sends requests for ``url``'s origin to ``address`` only.
 
@@ -69,7 +81,7 @@ def pinned_session(url: HTTPURL, address: IPAddress) -> requests.Session:
     ``trust_env`` is off: an environment proxy would connect elsewhere, and a
     ``.netrc`` entry would add credentials the caller never chose.
     """
-    session = requests.Session()
+    session = NoRedirectSession()
     session.trust_env = False
     adapter = PinnedAdapter(url, address)
     session.mount("http://", adapter)
