@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.exceptions import InvalidURL
 
 from .urls import HTTPURL, IPAddress
 
@@ -45,7 +46,7 @@ class NoRedirectSession(requests.Session):
 class PinnedAdapter(HTTPAdapter):
     """A transport adapter that sends requests for ``url``'s origin to ``address`` only.
 
-    A request for any other origin raises ``requests.InvalidURL``: the adapter
+    A request for any other origin raises ``requests.exceptions.InvalidURL``: the adapter
     is mounted for one hop of one download and never reused.
     """
 
@@ -66,7 +67,7 @@ class PinnedAdapter(HTTPAdapter):
             self.url.host,
             None,
         ):
-            raise requests.InvalidURL(f"This connection is pinned to {self.url.netloc}.")
+            raise InvalidURL(f"This connection is pinned to {self.url.netloc}.")
         host_params = {**host_params, "host": str(self.address), "port": self.url.port}
         if self.url.scheme == "https":
             pool_kwargs = {**pool_kwargs, "server_hostname": self.url.host}
