@@ -6,11 +6,17 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from django_neuraldraft.client._download import parse
-from django_neuraldraft.downloads import DownloadPolicy, inspect_image
+from django_neuraldraft.downloads import (
+    DOMINANT_COLOR_DECODE_BYTES,
+    DownloadPolicy,
+    decode_cost,
+    inspect_image,
+)
 from django_neuraldraft.exceptions import DownloadRefusedError, InvalidImageError
+from django_neuraldraft.sandbox.images import blank_png, hostile_image
 
 
 def image_bytes(fmt: str, size=(40, 30), color=(200, 30, 30)) -> io.BytesIO:
@@ -132,7 +138,7 @@ class TestInspectImage:
         assert inspect_image(buffer, max_pixels=10**6)[3] == "#0a78c8"
 
     def test_other_formats_are_refused(self):
-        with pytest.raises(InvalidImageError, match="BMP images are not accepted"):
+        with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP or GIF image"):
             inspect_image(image_bytes("BMP"), max_pixels=10_000)
 
     def test_pixel_cap_is_checked_before_decoding(self):
@@ -159,7 +165,7 @@ class TestInspectImage:
         assert inspect_image(io.BytesIO(padded), max_pixels=10**6)[1:] == (40, 30, "")
 
     def test_not_an_image(self):
-        with pytest.raises(InvalidImageError, match="not a valid image"):
+        with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP or GIF image"):
             inspect_image(io.BytesIO(b"<html>Not found</html>"), max_pixels=10**6)
 
     def test_large_non_jpeg_is_not_decoded_for_its_colour(self):
@@ -169,3 +175,64 @@ class TestInspectImage:
     def test_large_jpeg_gets_its_colour_from_a_reduced_decode(self):
         buffer = image_bytes("JPEG", size=(2100, 2000), color=(0, 0, 255))
         assert inspect_image(buffer, max_pixels=10**7)[3] in ("#0000fe", "#0000ff")
+
+
+class TestHostileImages:
+    @pytest.mark.parametrize(
+        ("variant", "message", "cause"),
+        [
+            ("text_bomb", "Decompressed data too large", ValueError),
+            ("icc_bomb", "Decompressed data too large", ValueError),
+            ("animated_gif", "animated GIF", None),
+            ("animated_png", "animated PNG", None),
+            ("animated_webp", "animated WebP", None),
+            ("tiff", "not a JPEG, PNG, WebP or GIF image", UnidentifiedImageError),
+        ],
+    )
+    def test_is_an_invalid_image(self, variant, message, cause):
+        data, _content_type = hostile_image(variant)
+        with pytest.raises(InvalidImageError, match=message) as caught:
+            inspect_image(io.BytesIO(data), max_pixels=10**6)
+        if cause is not None:
+            assert isinstance(caught.value.__cause__, cause)
+
+    def test_pillows_own_bomb_check_is_an_invalid_image(self):
+        with pytest.raises(InvalidImageError) as caught:
+            inspect_image(io.BytesIO(blank_png(20_000, 20_000)), max_pixels=10**9)
+        assert isinstance(caught.value.__cause__, Image.DecompressionBombError)
+
+    def test_a_webp_whose_riff_size_lies_is_refused_before_pillow(self):
+        data = image_bytes("WEBP").getvalue()
+        with pytest.raises(InvalidImageError, match="RIFF size"):
+            inspect_image(io.BytesIO(data[:-4]), max_pixels=10**6)
+
+    def test_a_webp_canvas_over_the_pixel_cap_is_refused_from_its_header(self):
+        with pytest.raises(InvalidImageError, match="40x30 pixels"):
+            inspect_image(image_bytes("WEBP"), max_pixels=1000)
+
+
+class TestDecodeBudget:
+    def test_a_webp_too_costly_to_decode_is_checked_but_not_opened(self, monkeypatch):
+        side = 1200
+        buffer = io.BytesIO()
+        Image.new("RGB", (side, side), (10, 20, 30)).save(buffer, "WEBP", lossless=True)
+        assert decode_cost("WEBP", "RGB", side, side, len(buffer.getvalue())) > (
+            DOMINANT_COLOR_DECODE_BYTES
+        )
+
+        def never(*args, **kwargs):
+            raise AssertionError("Pillow opened a WebP it should only have checked")
+
+        monkeypatch.setattr(Image, "open", never)  # no server can show what was not opened
+        assert inspect_image(buffer, max_pixels=10**7) == ("WEBP", side, side, "")
+
+    def test_a_small_webp_gets_its_colour(self):
+        assert inspect_image(image_bytes("WEBP", color=(0, 0, 255)), max_pixels=10**6)[3] in (
+            "#0000fe",
+            "#0000ff",
+        )
+
+    def test_an_rgb_png_costs_four_bytes_a_pixel_a_jpeg_one_sixteenth(self):
+        assert decode_cost("PNG", "RGB", 2000, 2000, 12_000_000) == 16_000_000
+        assert decode_cost("PNG", "P", 2000, 2000, 1_000_000) == 4_000_000
+        assert decode_cost("JPEG", "RGB", 2000, 2000, 4_000_000) == 250_000
