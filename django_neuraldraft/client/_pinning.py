@@ -10,6 +10,7 @@ use the URL's host name.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from typing import Any
 
@@ -80,10 +81,15 @@ def pinned_session(url: HTTPURL, address: IPAddress) -> requests.Session:
     """A session for one request to ``url``, connecting to ``address``.
 
     ``trust_env`` is off: an environment proxy would connect elsewhere, and a
-    ``.netrc`` entry would add credentials the caller never chose.
+    ``.netrc`` entry would add credentials the caller never chose. The CA
+    bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` is still used,
+    as requests would.
     """
     session = NoRedirectSession()
     session.trust_env = False
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
     adapter = PinnedAdapter(url, address)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
