@@ -27,7 +27,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_LENGTH = 8192
 #: The characters RFC 3986 allows in a URL; urllib3 re-encodes or splits on any other.
 _URL_TEXT = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _DECIMAL_OCTET = re.compile(r"0|[1-9][0-9]{0,2}")
 #: A last label like these makes browsers and ``inet_aton`` read the host as an IPv4 number.
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
@@ -122,10 +122,9 @@ def unsafe_character(text: str) -> str | None:
 
 def _split_port(authority: str) -> tuple[str, int | None]:
     if authority.startswith("["):
-        close = authority.find("]")
+        # parse_url has already refused an unclosed bracket or text after it.
+        close = authority.index("]")
         host, rest = authority[: close + 1], authority[close + 1 :]
-        if close < 0 or (rest and not rest.startswith(":")):
-            raise UnsafeURLError("The URL's IPv6 host is not closed by ']'.")
         port_text = rest[1:] if rest else None
     else:
         host, colon, port_text_or_empty = authority.partition(":")
@@ -181,5 +180,5 @@ def _check_punycode(label: str) -> None:
         decoded = label[4:].encode("ascii").decode("punycode")
     except UnicodeError:
         raise UnsafeURLError(f"The host label {label!r} is not valid punycode.") from None
-    if not decoded or decoded.isascii():
-        raise UnsafeURLError(f"The host label {label!r} encodes no internationalised name.")
+    if not decoded or decoded.isascii() or not decoded.isprintable():
+        raise UnsafeURLError(f"The host label {label!r} encodes no printable non-ASCII name.")
