@@ -1,14 +1,22 @@
 """The URL policy and the image checks that run before a downloaded file is kept."""
 
 import io
+import ipaddress
 import struct
 import zlib
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from django_neuraldraft.downloads import DownloadPolicy, inspect_image
+from django_neuraldraft.client._download import parse
+from django_neuraldraft.downloads import (
+    DOMINANT_COLOR_DECODE_BYTES,
+    DownloadPolicy,
+    decode_cost,
+    inspect_image,
+)
 from django_neuraldraft.exceptions import DownloadRefusedError, InvalidImageError
+from django_neuraldraft.sandbox.images import blank_png, hostile_image
 
 
 def image_bytes(fmt: str, size=(40, 30), color=(200, 30, 30)) -> io.BytesIO:
@@ -20,43 +28,69 @@ def image_bytes(fmt: str, size=(40, 30), color=(200, 30, 30)) -> io.BytesIO:
 
 def public_dns(host: str, port: int) -> list[str]:
     """Stands in for DNS, which this offline machine does not have, for names under test."""
-    return {"localhost": ["127.0.0.1"], "rebound.neuraldraft.io": ["10.1.2.3"]}.get(
-        host, ["93.184.215.14"]
-    )
+    return {
+        "localhost": ["127.0.0.1"],
+        "rebound.neuraldraft.io": ["93.184.215.14", "10.1.2.3"],
+        "mapped.neuraldraft.io": ["::ffff:10.0.0.1"],
+        "nat64.neuraldraft.io": ["64:ff9b::a9fe:a9fe"],
+        "multicast.neuraldraft.io": ["224.0.1.1"],
+    }.get(host, ["93.184.215.14"])
+
+
+def check(policy: DownloadPolicy, url: str) -> list:
+    """What the client does for each hop: one strict parse, then the policy on its result."""
+    return policy(parse(url))
 
 
 class TestDownloadPolicy:
-    def test_allowed_host(self):
-        DownloadPolicy(["cdn.neuraldraft.io"], resolve=public_dns)(
-            "https://cdn.neuraldraft.io/prj_1/a.png"
-        )
+    def test_allowed_host_returns_the_addresses_to_connect_to(self):
+        policy = DownloadPolicy(["cdn.neuraldraft.io"], resolve=public_dns)
+        assert check(policy, "https://cdn.neuraldraft.io/prj_1/a.png") == [
+            ipaddress.ip_address("93.184.215.14")
+        ]
 
     def test_parent_domain_entry_covers_subdomains_only(self):
         policy = DownloadPolicy([".example.com"], resolve=public_dns)
-        policy("https://img.example.com/a.png")
+        check(policy, "https://img.example.com/a.png")
         with pytest.raises(DownloadRefusedError):
-            policy("https://badexample.com/a.png")
+            check(policy, "https://badexample.com/a.png")
 
-    def test_allowed_name_resolving_to_a_private_address_is_refused(self):
+    def test_one_private_address_among_the_answers_refuses_the_name(self):
         with pytest.raises(DownloadRefusedError, match=r"resolves to 10\.1\.2\.3"):
-            DownloadPolicy([".neuraldraft.io"], resolve=public_dns)(
-                "https://rebound.neuraldraft.io/a.png"
+            check(
+                DownloadPolicy([".neuraldraft.io"], resolve=public_dns),
+                "https://rebound.neuraldraft.io/a.png",
             )
+
+    @pytest.mark.parametrize(
+        ("host", "reason"),
+        [
+            ("mapped.neuraldraft.io", "private"),
+            ("nat64.neuraldraft.io", "private"),
+            ("multicast.neuraldraft.io", "multicast"),
+        ],
+    )
+    def test_ipv6_forms_of_private_ipv4_and_multicast_are_refused(self, host, reason):
+        with pytest.raises(DownloadRefusedError, match=reason):
+            check(DownloadPolicy([host], resolve=public_dns), f"https://{host}/a.png")
 
     def test_a_name_that_does_not_resolve_is_refused(self):
         with pytest.raises(DownloadRefusedError, match="Cannot resolve"):
-            DownloadPolicy(["nowhere.invalid"])("https://nowhere.invalid/a.png")
+            check(DownloadPolicy(["nowhere.invalid"]), "https://nowhere.invalid/a.png")
 
-    def test_host_not_in_list(self):
+    def test_host_not_in_list_is_never_resolved(self):
+        asked = []
+        policy = DownloadPolicy(["cdn.neuraldraft.io"], resolve=lambda *a: asked.append(a) or [])
         with pytest.raises(DownloadRefusedError, match="not in NEURALDRAFT"):
-            DownloadPolicy(["cdn.neuraldraft.io"])("https://evil.example/a.png")
+            check(policy, "https://evil.example/a.png")
+        assert asked == []
 
     @pytest.mark.parametrize(
         "url", ["ftp://cdn.neuraldraft.io/a.png", "file:///etc/passwd", "//cdn/a.png", "a.png"]
     )
     def test_only_http_and_https(self, url):
         with pytest.raises(DownloadRefusedError):
-            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+            check(DownloadPolicy(["cdn.neuraldraft.io"]), url)
 
     @pytest.mark.parametrize(
         "url",
@@ -66,20 +100,27 @@ class TestDownloadPolicy:
             "http://169.254.169.254/latest/meta-data",
             "http://127.0.0.1:9/a.png",
             "http://[::1]/a.png",
+            "http://0.0.0.0/a.png",
+            "http://[fe80::1]/a.png",
         ],
     )
     def test_private_loopback_and_link_local_addresses_are_refused(self, url):
         with pytest.raises(DownloadRefusedError):
-            DownloadPolicy(["cdn.neuraldraft.io"])(url)
+            check(DownloadPolicy(["cdn.neuraldraft.io"]), url)
 
     def test_allowed_name_resolving_to_loopback_is_refused(self):
         with pytest.raises(DownloadRefusedError, match=r"resolves to 127\.0\.0\.1"):
-            DownloadPolicy(["localhost"])("http://localhost:8765/a.png")
+            check(DownloadPolicy(["localhost"], resolve=public_dns), "http://localhost:8765/a.png")
 
     def test_allow_listed_address_and_network(self):
-        DownloadPolicy(["127.0.0.1"])("http://127.0.0.1:8765/cdn/a.png")
-        DownloadPolicy(["localhost", "127.0.0.0/8"])("http://localhost:8765/a.png")
-        DownloadPolicy(["::1"])("http://[::1]:8765/a.png")
+        check(DownloadPolicy(["127.0.0.1"]), "http://127.0.0.1:8765/cdn/a.png")
+        policy = DownloadPolicy(["localhost", "127.0.0.0/8"], resolve=public_dns)
+        check(policy, "http://localhost:8765/a.png")
+        check(DownloadPolicy(["::1"]), "http://[::1]:8765/a.png")
+
+    def test_allow_listed_address_does_not_allow_its_neighbours(self):
+        with pytest.raises(DownloadRefusedError):
+            check(DownloadPolicy(["127.0.0.1"]), "http://127.0.0.2:8765/cdn/a.png")
 
 
 class TestInspectImage:
@@ -97,7 +138,7 @@ class TestInspectImage:
         assert inspect_image(buffer, max_pixels=10**6)[3] == "#0a78c8"
 
     def test_other_formats_are_refused(self):
-        with pytest.raises(InvalidImageError, match="BMP images are not accepted"):
+        with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP or GIF image"):
             inspect_image(image_bytes("BMP"), max_pixels=10_000)
 
     def test_pixel_cap_is_checked_before_decoding(self):
@@ -124,7 +165,7 @@ class TestInspectImage:
         assert inspect_image(io.BytesIO(padded), max_pixels=10**6)[1:] == (40, 30, "")
 
     def test_not_an_image(self):
-        with pytest.raises(InvalidImageError, match="not a valid image"):
+        with pytest.raises(InvalidImageError, match="not a JPEG, PNG, WebP or GIF image"):
             inspect_image(io.BytesIO(b"<html>Not found</html>"), max_pixels=10**6)
 
     def test_large_non_jpeg_is_not_decoded_for_its_colour(self):
@@ -134,3 +175,64 @@ class TestInspectImage:
     def test_large_jpeg_gets_its_colour_from_a_reduced_decode(self):
         buffer = image_bytes("JPEG", size=(2100, 2000), color=(0, 0, 255))
         assert inspect_image(buffer, max_pixels=10**7)[3] in ("#0000fe", "#0000ff")
+
+
+class TestHostileImages:
+    @pytest.mark.parametrize(
+        ("variant", "message", "cause"),
+        [
+            ("text_bomb", "Decompressed data too large", ValueError),
+            ("icc_bomb", "Decompressed data too large", ValueError),
+            ("animated_gif", "animated GIF", None),
+            ("animated_png", "animated PNG", None),
+            ("animated_webp", "animated WebP", None),
+            ("tiff", "not a JPEG, PNG, WebP or GIF image", UnidentifiedImageError),
+        ],
+    )
+    def test_is_an_invalid_image(self, variant, message, cause):
+        data, _content_type = hostile_image(variant)
+        with pytest.raises(InvalidImageError, match=message) as caught:
+            inspect_image(io.BytesIO(data), max_pixels=10**6)
+        if cause is not None:
+            assert isinstance(caught.value.__cause__, cause)
+
+    def test_pillows_own_bomb_check_is_an_invalid_image(self):
+        with pytest.raises(InvalidImageError) as caught:
+            inspect_image(io.BytesIO(blank_png(20_000, 20_000)), max_pixels=10**9)
+        assert isinstance(caught.value.__cause__, Image.DecompressionBombError)
+
+    def test_a_webp_whose_riff_size_lies_is_refused_before_pillow(self):
+        data = image_bytes("WEBP").getvalue()
+        with pytest.raises(InvalidImageError, match="RIFF size"):
+            inspect_image(io.BytesIO(data[:-4]), max_pixels=10**6)
+
+    def test_a_webp_canvas_over_the_pixel_cap_is_refused_from_its_header(self):
+        with pytest.raises(InvalidImageError, match="40x30 pixels"):
+            inspect_image(image_bytes("WEBP"), max_pixels=1000)
+
+
+class TestDecodeBudget:
+    def test_a_webp_too_costly_to_decode_is_checked_but_not_opened(self, monkeypatch):
+        side = 1200
+        buffer = io.BytesIO()
+        Image.new("RGB", (side, side), (10, 20, 30)).save(buffer, "WEBP", lossless=True)
+        assert decode_cost("WEBP", "RGB", side, side, len(buffer.getvalue())) > (
+            DOMINANT_COLOR_DECODE_BYTES
+        )
+
+        def never(*args, **kwargs):
+            raise AssertionError("Pillow opened a WebP it should only have checked")
+
+        monkeypatch.setattr(Image, "open", never)  # no server can show what was not opened
+        assert inspect_image(buffer, max_pixels=10**7) == ("WEBP", side, side, "")
+
+    def test_a_small_webp_gets_its_colour(self):
+        assert inspect_image(image_bytes("WEBP", color=(0, 0, 255)), max_pixels=10**6)[3] in (
+            "#0000fe",
+            "#0000ff",
+        )
+
+    def test_an_rgb_png_costs_four_bytes_a_pixel_a_jpeg_one_sixteenth(self):
+        assert decode_cost("PNG", "RGB", 2000, 2000, 12_000_000) == 16_000_000
+        assert decode_cost("PNG", "P", 2000, 2000, 1_000_000) == 4_000_000
+        assert decode_cost("JPEG", "RGB", 2000, 2000, 4_000_000) == 250_000

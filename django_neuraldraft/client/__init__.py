@@ -16,9 +16,10 @@ import requests
 import urllib3
 
 from .. import __version__
-from ._download import download as _download, origin as _origin
+from ._download import Policy, download as _download
+from ._pinning import NoRedirectSession
 from ._request import APIRequest, path_segment
-from ._response import api_error, json_body, request_id
+from ._response import api_error, hide_authorization, json_body, request_id
 from ._retry import RetryPolicy
 from .credentials import mask_api_key
 from .errors import (
@@ -37,6 +38,7 @@ from .errors import (
     PermissionDeniedError,
     PlanRequiredError,
     RateLimitedError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
     ValidationFailedError,
@@ -55,10 +57,12 @@ from .types import (
     JobEvent,
     JobStep,
 )
+from .urls import HTTPURL, UnsafeURLError, parse_http_url
 
 __all__ = [
     "ASPECT_RATIOS",
     "DEFAULT_BASE_URL",
+    "HTTPURL",
     "JOB_STATUSES",
     "JOB_TYPES",
     "TERMINAL_STATUSES",
@@ -84,10 +88,13 @@ __all__ = [
     "PermissionDeniedError",
     "PlanRequiredError",
     "RateLimitedError",
+    "ResponseTooLargeError",
     "ServerError",
     "TransportError",
+    "UnsafeURLError",
     "ValidationFailedError",
     "error_for_response",
+    "parse_http_url",
 ]
 
 logger = logging.getLogger("django_neuraldraft.client")
@@ -110,7 +117,8 @@ class NeuralDraftClient:
     per :class:`._retry.RetryPolicy`: 429 after ``Retry-After`` (at most
     ``max_retry_after`` seconds, else raised at once); 5xx, timeouts and
     connection errors after full-jitter exponential backoff; ``max_retries``
-    retries after the first try. Other 4xx answers raise at once.
+    retries after the first try. Other 4xx answers raise at once, and so does
+    a redirect: the key is never sent on to wherever an answer points.
 
     A ``requests.Session`` is opened lazily per thread and kept for reuse until
     :meth:`close`; the client can be pickled (sessions are not) and used from
@@ -139,8 +147,10 @@ class NeuralDraftClient:
                 "api_key must be a non-empty string without spaces or control characters, "
                 f"not {mask_api_key(api_key)}."
             )
-        if not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}.")
+        try:
+            api_url = parse_http_url(base_url.rstrip("/"))
+        except UnsafeURLError as err:
+            raise ValueError(f"base_url must be a plain http(s) URL: {err}") from None
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more.")
         self._api_key = api_key
@@ -151,7 +161,8 @@ class NeuralDraftClient:
         if user_agent_suffix:
             agent.append(user_agent_suffix)
         self.user_agent = " ".join(agent)
-        self._api_origin = _origin(self.base_url)
+        #: The one origin (scheme, host, port) the key is ever sent to.
+        self.api_origin = api_url.origin
         self._init_sessions()
 
     def _init_sessions(self) -> None:
@@ -187,17 +198,16 @@ class NeuralDraftClient:
             session.close()
 
     def _session(self) -> requests.Session:
-        """Return this thread's session, opening it on first use.
+        """Return this thread's session for API calls, opening it on first use.
 
-        Its headers carry the key, ``User-Agent`` and ``Accept`` once, so a
-        call adds nothing per request but its own headers.
+        The key is not among its headers: :meth:`_send` adds it to each API
+        call, so nothing else sent through a session can carry it.
         """
         try:
             return self._local.session
         except AttributeError:
             pass
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {self._api_key}"
+        session = NoRedirectSession()
         session.headers["User-Agent"] = self.user_agent
         session.headers["Accept"] = "application/json, application/problem+json"
         with self._lock:
@@ -313,28 +323,37 @@ class NeuralDraftClient:
         dest_fileobj: BinaryIO,
         *,
         max_bytes: int,
-        check_url: Callable[[str], Any] | None = None,
+        policy: Policy | None = None,
     ) -> DownloadInfo:
         """Stream ``url`` into ``dest_fileobj``, never holding the whole body in memory.
 
-        Raises DownloadTooLargeError before writing anything when
-        ``Content-Length`` exceeds ``max_bytes``, and as soon as more than
-        ``max_bytes`` arrive (``dest_fileobj`` then holds at most ``max_bytes``).
-        Follows at most 5 redirects itself and calls ``check_url(url)`` before
-        every hop, the first included: whatever it raises refuses the URL, as
-        DownloadRefusedError. Only http(s) URLs are fetched. The
-        ``Authorization`` header goes only to ``base_url``'s origin. Not
-        retried: ``dest_fileobj`` may hold a partial body, so retrying is the
-        caller's decision. Error statuses raise the matching APIError.
+        Every hop's URL is parsed once (:func:`.urls.parse_http_url`; text
+        with more than one reading is refused as DownloadRefusedError), then
+        ``policy(url)`` returns the addresses it may be fetched from, or raises
+        to refuse it (as DownloadRefusedError). The connection goes to the first
+        address it returned, with the URL's host name kept for ``Host``, SNI
+        and the certificate check, so no later DNS answer can move it. Without
+        a policy, the host is resolved once and not judged.
+
+        Follows at most 5 redirects itself, each target through the same
+        steps; an https URL never redirects to http. The ``Authorization``
+        header goes only to the API's exact origin, and never again once a
+        hop has left it. Raises DownloadTooLargeError before writing anything
+        when ``Content-Length`` exceeds ``max_bytes``, and as soon as more
+        than ``max_bytes`` arrive. Not retried: ``dest_fileobj`` may hold a
+        partial body, so retrying is the caller's decision. Error statuses
+        raise the matching APIError.
         """
         return _download(
-            self._session(),
             url,
             dest_fileobj,
             max_bytes=max_bytes,
-            check_url=check_url,
+            policy=policy,
             timeout=self.timeout,
-            api_origin=self._api_origin,
+            api_origin=self.api_origin,
+            headers={"User-Agent": self.user_agent, "Accept": "*/*"},
+            authorization=f"Bearer {self._api_key}",
+            secret=self._api_key,
         )
 
     # Sending.
@@ -342,7 +361,8 @@ class NeuralDraftClient:
     def _call(self, request: APIRequest, parse: Callable[[Any], Any]) -> Any:
         response = self._send(request)
         try:
-            return parse(json_body(response, request.method))
+            with response:
+                return parse(json_body(response, request.method, self._api_key))
         except MalformedResponseError as err:
             err.status = response.status_code
             err.request_id = request_id(response)
@@ -352,9 +372,14 @@ class NeuralDraftClient:
             raise
 
     def _send(self, request: APIRequest) -> requests.Response:
-        """Send ``request`` with retries; return the first answer below 400, else raise."""
+        """Send ``request`` with retries; return the first 2xx answer, unread, else raise.
+
+        The body is streamed so that its reader decides how much of it to take.
+        """
         session = self._session()
         kwargs = request.kwargs(self.timeout)
+        kwargs["headers"] = {**(request.headers or {}), "Authorization": f"Bearer {self._api_key}"}
+        kwargs.update(stream=True, allow_redirects=False)
         attempt = 0
         while True:
             try:
@@ -365,11 +390,15 @@ class NeuralDraftClient:
                 if delay is None:
                     raise error from err
             else:
+                hide_authorization(response, self._api_key)
                 if logger.isEnabledFor(logging.DEBUG):
                     self._log_response(request, response)
-                if response.status_code < 400:
+                if response.status_code < 300:
                     return response
-                error = api_error(response, request.method)
+                if response.status_code < 400:
+                    response.close()
+                    raise self._redirected(request, response)
+                error = api_error(response, request.method, self._api_key)
                 response.close()
                 delay = self.retry_policy.delay(error, attempt)
                 if delay is None:
@@ -378,13 +407,29 @@ class NeuralDraftClient:
             self._sleep(delay)
             attempt += 1
 
+    def _redirected(self, request: APIRequest, response: requests.Response) -> APIError:
+        location = response.headers.get("Location") or "nowhere"
+        return APIError(
+            f"The API answered {response.status_code} with a redirect to {location}; "
+            "API calls never follow redirects (the key would go with them): point "
+            "base_url at the final address.",
+            status=response.status_code,
+            request_id=request_id(response),
+            method=request.method,
+            url=request.url,
+            secret=self._api_key,
+        )
+
     def _transport_error(self, request: APIRequest, err: Exception) -> TransportError:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %s", request.method, urlsplit(request.url).path, type(err).__name__
             )
         return TransportError(
-            f"{type(err).__name__}: {err}", method=request.method, url=request.url
+            f"{type(err).__name__}: {err}",
+            method=request.method,
+            url=request.url,
+            secret=self._api_key,
         )
 
     @staticmethod

@@ -1,16 +1,18 @@
-"""Streaming a URL into a file object: bounded, hop by hop, under the caller's URL policy."""
+"""Streaming a URL into a file object: bounded, hop by hop, pinned to what the policy approved."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
-from ._response import api_error
+from ._pinning import pinned_session, resolve
+from ._response import api_error, hide_authorization
 from .errors import (
     DownloadError,
     DownloadRefusedError,
@@ -18,81 +20,140 @@ from .errors import (
     TransportError,
 )
 from .types import DownloadInfo
+from .urls import HTTPURL, IPAddress, UnsafeURLError, parse_http_url, unsafe_character
 
 logger = logging.getLogger("django_neuraldraft.client")
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK_SIZE = 64 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+
+#: ``policy(url)`` returns the addresses ``url`` may be fetched from, or raises to refuse it.
+Policy = Callable[[HTTPURL], Iterable[IPAddress]]
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """Return ``(scheme, host, port)`` with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
-
-
-def _check(url: str, check_url: Callable[[str], Any] | None) -> None:
-    if urlsplit(url).scheme.lower() not in _DEFAULT_PORTS:
-        raise DownloadRefusedError(f"Only http(s) URLs are downloaded, not {url!r}.", url=url)
-    if check_url is None:
-        return
+def parse(url: str) -> HTTPURL:
+    """Parse a download URL; an ambiguous one is refused as DownloadRefusedError."""
     try:
-        check_url(url)
+        return parse_http_url(url)
+    except UnsafeURLError as err:
+        raise DownloadRefusedError(f"Refused an unsafe URL: {err}", url=_shown(url)) from None
+
+
+def _shown(url: Any) -> str:
+    # An unsafe URL is kept out of messages whole: control characters, any length.
+    text = url if isinstance(url, str) else repr(url)
+    return text[:200].encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _approved_address(url: HTTPURL, policy: Policy | None) -> IPAddress:
+    """Return the one address this hop connects to, as the policy approved it."""
+    try:
+        if policy is not None:
+            addresses = list(policy(url))
+        elif url.address is not None:
+            addresses = [url.address]
+        else:
+            addresses = resolve(url.host, url.port)
     except DownloadRefusedError:
         raise
     except Exception as err:
-        raise DownloadRefusedError(f"Refused {url!r}: {err}", url=url) from err
+        raise DownloadRefusedError(f"Refused {url.netloc}: {err}", url=url.url) from err
+    if not addresses:
+        raise DownloadRefusedError(f"Refused {url.netloc}: no address to connect to.", url=url.url)
+    return addresses[0]
 
 
 def download(
-    session: requests.Session,
     url: str,
     dest: BinaryIO,
     *,
     max_bytes: int,
-    check_url: Callable[[str], Any] | None,
+    policy: Policy | None,
     timeout: Any,
-    api_origin: tuple[str, str, int | None],
+    api_origin: tuple[str, str, int],
+    headers: dict[str, str],
+    authorization: str,
+    secret: str,
 ) -> DownloadInfo:
     """Stream ``url`` into ``dest``; see :meth:`NeuralDraftClient.download` for the contract.
 
-    Redirects are followed here rather than by requests so that ``check_url``
-    sees every hop and the ``Authorization`` header is decided per hop: only a
-    URL on the API's own origin gets it.
+    Each hop is parsed once, approved by ``policy`` and connected to the
+    address it approved. Redirects are followed here, never by requests, so
+    every target goes through the same checks, and ``authorization`` is sent
+    only while every hop so far has been on the API's own origin.
     """
+    target = parse(url)
+    key_allowed = True
     for _hop in range(MAX_REDIRECTS + 1):
-        _check(url, check_url)
-        headers: dict[str, str | None] = {"Accept": "*/*", "Accept-Encoding": "identity"}
-        if origin(url) != api_origin:
-            # None removes the session's header from this one request.
-            headers["Authorization"] = None
-        try:
-            response = session.get(
-                url, headers=headers, stream=True, allow_redirects=False, timeout=timeout
-            )
-        except (requests.ConnectionError, requests.Timeout) as err:
-            raise TransportError(f"{type(err).__name__}: {err}", method="GET", url=url) from err
-        except requests.RequestException as err:
-            raise DownloadError(f"{type(err).__name__}: {err}", method="GET", url=url) from err
+        address = _approved_address(target, policy)
+        key_allowed = key_allowed and target.origin == api_origin
+        hop_headers = {**headers, "Host": target.netloc, "Accept-Encoding": "identity"}
+        if key_allowed:
+            hop_headers["Authorization"] = authorization
+        response = _get(target, address, hop_headers, timeout)
         with response:
+            hide_authorization(response, secret)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
-                    "GET %s -> %s (download) in %.1f ms",
-                    url.split("?", 1)[0],
+                    "GET %s -> %s (download from %s) in %.1f ms",
+                    target.url.split("?", 1)[0],
                     response.status_code,
+                    address,
                     response.elapsed.total_seconds() * 1000,
                 )
             location = response.headers.get("Location")
-            if response.status_code in _REDIRECT_STATUSES and location:
-                url = urljoin(url, location)
+            if response.status_code in _REDIRECT_STATUSES and location is not None:
+                target = _redirect_target(target, location)
                 continue
             if not 200 <= response.status_code < 300:
-                raise api_error(response, "GET")
-            return _write(response, url, dest, max_bytes)
-    raise DownloadError(f"More than {MAX_REDIRECTS} redirects.", method="GET", url=url)
+                raise api_error(response, "GET", secret)
+            return _write(response, target.url, dest, max_bytes)
+    raise DownloadError(f"More than {MAX_REDIRECTS} redirects.", method="GET", url=target.url)
+
+
+def _redirect_target(current: HTTPURL, location: str) -> HTTPURL:
+    """Return the hop a ``Location`` points at, held to the same rules as the first URL.
+
+    An absolute or scheme-relative location is parsed as it stands; only a
+    path is resolved against the current URL, so ``http:///x`` is refused
+    rather than read as a path on the current host.
+    """
+    bad = unsafe_character(location)
+    if bad is not None:
+        raise DownloadRefusedError(
+            f"Refused a redirect to {_shown(location)!r}: it contains {bad!r}.", url=current.url
+        )
+    if _SCHEME.match(location):
+        following = parse(location)
+    elif location.startswith("//"):
+        following = parse(f"{current.scheme}:{location}")
+    else:
+        following = parse(urljoin(current.url, location))
+    if current.scheme == "https" and following.scheme != "https":
+        raise DownloadRefusedError(
+            f"Refused a redirect from https to {following.url!r}.", url=current.url
+        )
+    return following
+
+
+def _get(
+    target: HTTPURL, address: IPAddress, headers: dict[str, str], timeout: Any
+) -> requests.Response:
+    with pinned_session(target, address) as session:
+        try:
+            return session.get(
+                target.url, headers=headers, stream=True, allow_redirects=False, timeout=timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as err:
+            raise TransportError(
+                f"{type(err).__name__}: {err}", method="GET", url=target.url
+            ) from err
+        except requests.RequestException as err:
+            raise DownloadError(
+                f"{type(err).__name__}: {err}", method="GET", url=target.url
+            ) from err
 
 
 def _write(response: requests.Response, url: str, dest: BinaryIO, max_bytes: int) -> DownloadInfo:

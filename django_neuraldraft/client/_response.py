@@ -1,4 +1,8 @@
-"""Reading an HTTP answer: its request id, its JSON, or the typed error it stands for."""
+"""Reading an HTTP answer: its request id, its JSON, or the typed error it stands for.
+
+Bodies are read from a stream and only as far as a bound, so a hostile or
+broken server cannot make the client buffer more than that.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,87 @@ from typing import Any
 import requests
 
 from ._retry import parse_retry_after
-from .errors import APIError, MalformedResponseError, error_for_response
+from .credentials import mask_api_key
+from .errors import (
+    APIError,
+    MalformedResponseError,
+    ResponseTooLargeError,
+    error_for_response,
+    redact,
+)
 
 #: An error body is only read this far: enough for any problem document,
 #: and a hostile server cannot make us buffer more.
 _ERROR_BODY_LIMIT = 64 * 1024
+#: The largest JSON answer read. The API's largest documented answer (a job
+#: with its steps) is a few KB.
+MAX_JSON_BYTES = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 def request_id(response: requests.Response) -> str | None:
     return response.headers.get("X-Request-Id")
 
 
-def json_body(response: requests.Response, method: str) -> Any:
+def hide_authorization(response: requests.Response, secret: str) -> None:
+    """Mask the key in the sent request that ``response`` keeps, before anything holds it."""
+    sent = response.request
+    if sent is not None and "Authorization" in sent.headers:
+        sent.headers["Authorization"] = f"Bearer {mask_api_key(secret)}"
+
+
+def read_bounded(response: requests.Response, limit: int, method: str, secret: str) -> bytes:
+    """Return the whole body, or raise ResponseTooLargeError once it passes ``limit`` bytes.
+
+    A ``Content-Length`` over the limit is refused before a byte of the body
+    is read; without one, reading stops one chunk past the limit.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(response, method, f"Content-Length {declared}", limit, secret)
+    body = bytearray()
+    for chunk in response.iter_content(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(response, method, f"More than {limit} bytes", limit, secret)
+    return bytes(body)
+
+
+def _too_large(
+    response: requests.Response, method: str, what: str, limit: int, secret: str
+) -> ResponseTooLargeError:
+    response.close()
+    return ResponseTooLargeError(
+        f"{what} of {response.headers.get('Content-Type') or 'body'}: the answer is refused "
+        f"past {limit} bytes.",
+        status=response.status_code,
+        request_id=request_id(response),
+        method=method,
+        url=response.url,
+        response=response,
+        secret=secret,
+    )
+
+
+def json_body(response: requests.Response, method: str, secret: str) -> Any:
     """Return the parsed JSON of a success answer; MalformedResponseError if it is not JSON."""
+    content = read_bounded(response, MAX_JSON_BYTES, method, secret)
     try:
-        return json.loads(response.content)
+        return json.loads(content)
     except ValueError:
         raise MalformedResponseError(
             f"Expected JSON, got {response.headers.get('Content-Type') or 'no content type'}: "
-            f"{response.content[:100]!r}",
+            f"{redact(repr(content[:100]), secret)}",
             status=response.status_code,
             request_id=request_id(response),
             method=method,
             url=response.url,
             response=response,
+            secret=secret,
         ) from None
 
 
-def api_error(response: requests.Response, method: str) -> APIError:
+def api_error(response: requests.Response, method: str, secret: str) -> APIError:
     """Build the typed error for an error answer, reading at most 64 KiB of its body."""
     raw = next(response.iter_content(_ERROR_BODY_LIMIT), b"")
     try:
@@ -50,4 +107,5 @@ def api_error(response: requests.Response, method: str) -> APIError:
         url=response.url,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         response=response,
+        secret=secret,
     )

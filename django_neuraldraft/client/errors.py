@@ -15,9 +15,27 @@ from .credentials import API_KEY_PATTERN, mask_api_key
 _DETAIL_LIMIT = 200
 
 
-def redact(text: str) -> str:
-    """Return ``text`` with anything shaped like an API key masked."""
+def redact(text: str, secret: str | None = None) -> str:
+    """Return ``text`` with ``secret`` and anything shaped like an API key masked."""
+    if secret and secret in text:
+        text = text.replace(secret, mask_api_key(secret))
     return API_KEY_PATTERN.sub(lambda match: mask_api_key(match.group(0)), text)
+
+
+def scrub(value: Any, secret: str | None = None) -> Any:
+    """Return ``value`` (text, or JSON made of dicts and lists) with every key in it masked.
+
+    Applied to whatever a server sent before an exception keeps it, so a
+    server that echoes the ``Authorization`` header puts the key in no error,
+    log record or stored field.
+    """
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, Mapping):
+        return {scrub(name, secret): scrub(item, secret) for name, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, secret) for item in value]
+    return value
 
 
 def _without_query(url: str) -> str:
@@ -65,15 +83,17 @@ class NeuralDraftError(Exception):
         method: str | None = None,
         url: str | None = None,
         response: Any = None,
+        secret: str | None = None,
     ) -> None:
+        message, detail = scrub(message, secret), scrub(detail, secret)
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.detail = detail
-        self.request_id = request_id
+        self.request_id = scrub(request_id, secret)
         self.method = method
-        self.url = url
+        self.url = scrub(url, secret)
         self.response = response
 
     def describe(self) -> str:
@@ -124,9 +144,10 @@ class APIError(NeuralDraftError):
         **context: Any,
     ) -> None:
         super().__init__(message, **context)
-        self.problem = problem
-        self.title = title
-        self.type = type
+        secret = context.get("secret")
+        self.problem = scrub(problem, secret)
+        self.title = scrub(title, secret)
+        self.type = scrub(type, secret)
 
 
 class BadRequestError(APIError):
@@ -173,7 +194,7 @@ class ValidationFailedError(APIError, ValueError):
     ) -> None:
         super().__init__(message, **context)
         #: ``{field: [message, ...]}``, empty when the API named no field.
-        self.errors: dict[str, list[str]] = dict(errors or {})
+        self.errors: dict[str, list[str]] = scrub(dict(errors or {}), context.get("secret"))
 
     def describe(self) -> str:
         fields = "; ".join(
@@ -207,6 +228,10 @@ class MalformedResponseError(NeuralDraftError):
     """A success answer that is not JSON, or JSON of the wrong shape."""
 
 
+class ResponseTooLargeError(MalformedResponseError):
+    """A JSON answer longer than the client reads (a few MB); refused before it is read whole."""
+
+
 class DownloadError(NeuralDraftError):
     """An image download failed for a reason other than transport or an API error status."""
 
@@ -216,7 +241,7 @@ class DownloadTooLargeError(DownloadError):
 
 
 class DownloadRefusedError(DownloadError):
-    """The caller's ``check_url`` refused a URL (the first one or a redirect target)."""
+    """A URL was not fetched: ambiguous text, or the caller's policy refused it (any hop)."""
 
 
 _BY_CODE: Mapping[str, type[APIError]] = {
@@ -270,13 +295,15 @@ def error_for_response(
     url: str | None = None,
     retry_after: float | None = None,
     response: Any = None,
+    secret: str | None = None,
 ) -> APIError:
     """Build the typed error for an HTTP error answer.
 
     ``body`` is the parsed JSON (a problem document when the API is well
-    behaved) or the raw text of anything else. ``request_id`` falls back to the
-    problem's ``instance``. Never raises on a strange body: the status alone is
-    enough to pick a class.
+    behaved) or the raw text of anything else; ``secret`` (the API key) and
+    anything shaped like a key is masked wherever the body repeats it.
+    ``request_id`` falls back to the problem's ``instance``. Never raises on a
+    strange body: the status alone is enough to pick a class.
     """
     problem = body if isinstance(body, Mapping) else None
     if problem is None:
@@ -308,5 +335,6 @@ def error_for_response(
         method=method,
         url=url,
         response=response,
+        secret=secret,
         **extra,
     )

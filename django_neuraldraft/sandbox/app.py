@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from django_neuraldraft.sandbox import api, cdn, control
+from django_neuraldraft.sandbox import api, cdn, control, hostile
 from django_neuraldraft.sandbox.auth import authentication_failure
 from django_neuraldraft.sandbox.faults import REQUEST_KINDS, Fault
 from django_neuraldraft.sandbox.media import CDN_PREFIX, PROJECT_ID
@@ -73,6 +73,10 @@ class App:
                 )
             if fault.kind == "rate_limit":
                 raise _rate_limited(fault.params["retry_after"], {})
+            if fault.kind == "echo_authorization":
+                raise hostile.echo_authorization(fault, request)
+            if fault.kind == "huge_body":
+                return hostile.huge_body(fault)
         if request.path.startswith(API_PREFIX):
             return self._api(request)
         if request.path.startswith(CDN_PREFIX):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django_neuraldraft.sandbox.faults import CDN_KINDS, Fault
-from django_neuraldraft.sandbox.images import blank_png, padded_png
+from django_neuraldraft.sandbox.images import blank_png, hostile_image, padded_png
 from django_neuraldraft.sandbox.messages import Request, Response
 from django_neuraldraft.sandbox.problems import ProblemError, not_found
 from django_neuraldraft.sandbox.store import Store
@@ -38,6 +38,13 @@ def _faulty(fault: Fault) -> Response:
         return Response(200, _CORRUPT, {"Content-Type": "image/png"})
     if fault.kind == "wrong_content_type":
         return Response(200, _HTML, {"Content-Type": "text/html; charset=utf-8"})
+    if fault.kind == "redirect":
+        # Sent as UTF-8 bytes, as a real server would; the header writer speaks latin-1.
+        location = fault.params["location"].encode("utf-8").decode("latin-1")
+        return Response(fault.params["status"], b"", {"Location": location})
+    if fault.kind == "hostile_image":
+        data, content_type = hostile_image(fault.params["variant"])
+        return Response(200, data, {"Content-Type": content_type})
     params = fault.params
     if params["bytes"] is not None:
         data = padded_png(params["bytes"])

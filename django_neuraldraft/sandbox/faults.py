@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Kinds that act on any request (API or CDN) before it is handled.
-REQUEST_KINDS = frozenset({"latency", "status", "rate_limit", "drop_response"})
+REQUEST_KINDS = frozenset(
+    {"latency", "status", "rate_limit", "drop_response", "echo_authorization", "huge_body"}
+)
 #: Kinds that change what the CDN serves.
-CDN_KINDS = frozenset({"corrupt_image", "oversized_image", "wrong_content_type"})
+CDN_KINDS = frozenset(
+    {"corrupt_image", "oversized_image", "wrong_content_type", "redirect", "hostile_image"}
+)
+#: What a ``hostile_image`` fault serves, by ``variant``.
+HOSTILE_IMAGES = frozenset(
+    {"text_bomb", "icc_bomb", "animated_gif", "animated_png", "animated_webp", "tiff"}
+)
 #: Kinds baked into a job when it is created.
 JOB_KINDS = frozenset({"job_failure", "result_url"})
 
@@ -34,6 +42,10 @@ _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "oversized_image": {"width": (int, None), "height": (int, None), "bytes": (int, None)},
     "wrong_content_type": {},
     "result_url": {"url": (str, ...)},
+    "echo_authorization": {"status": (int, 401)},
+    "huge_body": {"bytes": (int, ...)},
+    "redirect": {"location": (str, ...), "status": (int, 302)},
+    "hostile_image": {"variant": (str, ...)},
 }
 
 KINDS = tuple(_PARAMETERS)
@@ -60,6 +72,8 @@ class Fault:
     method: str | None = None
     path: str | None = None
     id: int = field(default_factory=lambda: next(_ids))
+    #: Bytes a ``huge_body`` fault has written so far: how much the client took.
+    served: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -115,13 +129,28 @@ def make_fault(
             values[name] = default
         else:
             values[name] = _coerce(kind, name, given[name], expected)
+    _check_values(kind, values)
+    return Fault(kind, values, count, method.upper() if method else None, path)
+
+
+def _check_values(kind: str, values: dict[str, Any]) -> None:
+    """Refuse parameter values that are well typed but make no sense for ``kind``."""
     if kind == "oversized_image":
         _check_oversized(values)
     if kind == "latency" and values["seconds"] < 0:
         raise FaultError("seconds", "latency fault: seconds must not be negative.")
-    if kind == "status" and not 400 <= values["status"] <= 599:
-        raise FaultError("status", "status fault: status must be an error status (400-599).")
-    return Fault(kind, values, count, method.upper() if method else None, path)
+    if kind in ("status", "echo_authorization") and not 400 <= values["status"] <= 599:
+        raise FaultError("status", f"{kind} fault: status must be an error status (400-599).")
+    if kind == "redirect":
+        if values["status"] not in (301, 302, 303, 307, 308):
+            raise FaultError("status", "redirect fault: status must be 301, 302, 303, 307 or 308.")
+        if "\r" in values["location"] or "\n" in values["location"]:
+            raise FaultError("location", "redirect fault: location cannot hold a line break.")
+    if kind == "huge_body" and values["bytes"] < 1:
+        raise FaultError("bytes", "huge_body fault: bytes must be positive.")
+    if kind == "hostile_image" and values["variant"] not in HOSTILE_IMAGES:
+        known = ", ".join(sorted(HOSTILE_IMAGES))
+        raise FaultError("variant", f"hostile_image fault: variant is one of {known}.")
 
 
 def _check_oversized(values: dict[str, Any]) -> None:

@@ -226,3 +226,34 @@ def padded_png(min_bytes: int) -> bytes:
     missing = max(0, min_bytes - len(small) - 12)
     iend = _png_chunk(b"IEND", b"")
     return small[: -len(iend)] + _png_chunk(b"ndPd", bytes(missing)) + iend
+
+
+#: Bytes a PNG text or ICC chunk inflates to in the bomb variants: past Pillow's
+#: ``MAX_TEXT_CHUNK`` (1 MB), from a few KB on the wire.
+_BOMB_INFLATED_BYTES = 8 * 1024 * 1024
+
+
+@functools.lru_cache(maxsize=8)
+def hostile_image(variant: str) -> tuple[bytes, str]:
+    """Return ``(bytes, content type)`` for a ``hostile_image`` fault: files that must be refused.
+
+    ``text_bomb`` and ``icc_bomb`` are small PNGs whose zTXt or iCCP chunk
+    inflates to 8 MB; the ``animated_*`` variants have two frames; ``tiff``
+    is a TIFF served as ``image/png``.
+    """
+    if variant in ("text_bomb", "icc_bomb"):
+        inflated = zlib.compress(bytes(_BOMB_INFLATED_BYTES), 9)
+        if variant == "text_bomb":
+            chunk = _png_chunk(b"zTXt", b"Comment\x00\x00" + inflated)
+        else:
+            chunk = _png_chunk(b"iCCP", b"icc\x00\x00" + inflated)
+        small = blank_png(8, 8)
+        return small[:33] + chunk + small[33:], "image/png"
+    buffer = io.BytesIO()
+    if variant == "tiff":
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, format="TIFF")
+        return buffer.getvalue(), "image/png"
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((200, 30, 30), (30, 30, 200))]
+    image_format = {"animated_gif": "GIF", "animated_png": "PNG", "animated_webp": "WEBP"}[variant]
+    frames[0].save(buffer, format=image_format, save_all=True, append_images=frames[1:])
+    return buffer.getvalue(), f"image/{image_format.lower()}"

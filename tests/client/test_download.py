@@ -8,6 +8,7 @@ import io
 import pytest
 
 from django_neuraldraft.client import (
+    HTTPURL,
     DownloadError,
     DownloadRefusedError,
     DownloadTooLargeError,
@@ -32,23 +33,26 @@ def completed_image_url(client: NeuralDraftClient, sandbox, **fields: str) -> st
     return client.get_job(job.id).result["url"]
 
 
-class RecordingCheck:
+class RecordingPolicy:
+    """A policy that approves every URL at the address it names, or refuses one; records each."""
+
     def __init__(self, refuse: str | None = None) -> None:
         self.urls: list[str] = []
         self.refuse = refuse
 
-    def __call__(self, url: str) -> None:
-        self.urls.append(url)
-        if self.refuse and self.refuse in url:
+    def __call__(self, url: HTTPURL) -> list:
+        self.urls.append(url.url)
+        if self.refuse and self.refuse in url.url:
             raise PermissionError(f"{url} is not on the allow-list")
+        return [url.address]
 
 
 class TestFromSandbox:
     def test_streams_a_generated_image(self, client, sandbox):
         url = completed_image_url(client, sandbox)
         dest = io.BytesIO()
-        check = RecordingCheck()
-        info = client.download(url, dest, max_bytes=10_000_000, check_url=check)
+        check = RecordingPolicy()
+        info = client.download(url, dest, max_bytes=10_000_000, policy=check)
         data = dest.getvalue()
         assert data.startswith(b"\x89PNG")
         assert info.url == url
@@ -139,9 +143,9 @@ class TestFromLocalServer:
         return local_server.url(f"/r/{hops}")
 
     def test_follows_five_redirects_checking_each_hop(self, client, local_server):
-        check = RecordingCheck()
+        check = RecordingPolicy()
         info = client.download(
-            self.chain(local_server, 5), io.BytesIO(), max_bytes=len(PNG), check_url=check
+            self.chain(local_server, 5), io.BytesIO(), max_bytes=len(PNG), policy=check
         )
         assert check.urls == [local_server.url(f"/r/{n}") for n in range(5, -1, -1)]
         assert info.url == local_server.url("/r/0")
@@ -153,10 +157,10 @@ class TestFromLocalServer:
         assert len(local_server.requests) == 6
 
     def test_refused_redirect_target_is_never_fetched(self, client, local_server):
-        check = RecordingCheck(refuse="/r/1")
+        check = RecordingPolicy(refuse="/r/1")
         with pytest.raises(DownloadRefusedError, match="allow-list") as caught:
             client.download(
-                self.chain(local_server, 3), io.BytesIO(), max_bytes=len(PNG), check_url=check
+                self.chain(local_server, 3), io.BytesIO(), max_bytes=len(PNG), policy=check
             )
         assert isinstance(caught.value.__cause__, PermissionError)
         assert [r.path for r in local_server.requests] == ["/r/3", "/r/2"]
@@ -180,7 +184,7 @@ class TestFromLocalServer:
                 local_server.url("/img.png"),
                 io.BytesIO(),
                 max_bytes=10,
-                check_url=RecordingCheck(refuse="img"),
+                policy=RecordingPolicy(refuse="img"),
             )
         assert local_server.requests == []
 
