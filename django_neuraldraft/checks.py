@@ -174,6 +174,13 @@ def check_texts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMess
     return [_not_expected(name, value, "neuraldraft.E015") for name, value in _broken(_TEXTS)]
 
 
+_FLAGS = ("AUTO_PUBLISH",)
+
+
+def check_flags(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    return [_not_expected(name, value, "neuraldraft.E017") for name, value in _broken(_FLAGS)]
+
+
 def check_download_hosts(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     for _name, hosts in _broken(("ALLOWED_DOWNLOAD_HOSTS",)):
         if isinstance(hosts, str):
@@ -319,6 +326,7 @@ ALL_CHECKS = (
     check_poll_schedule,
     check_storage,
     check_cache,
+    check_flags,
 )
 
 #: Checks that read the database: registered with the ``database`` tag.

@@ -37,3 +37,4 @@ TERMINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 class ImageOrigin(models.TextChoices):
     GENERATED = "generated", _("generated")
     PULLED = "pulled", _("pulled from Neural Draft")
+    UPLOADED = "uploaded", _("uploaded by an editor")

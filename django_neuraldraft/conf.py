@@ -48,6 +48,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         # Credits one generation costs, and an optional cap on credits committed per day.
         "CREDITS_PER_IMAGE": 40,
         "DAILY_CREDIT_BUDGET": None,
+        # True: a finished image goes on show at once; False: it waits as a candidate for review.
+        "AUTO_PUBLISH": True,
         # Alias in settings.CACHES where the template tags keep resolved images.
         "CACHE_ALIAS": "default",
         # Seconds an image stays cached (less for signed storage URLs).
@@ -115,6 +117,10 @@ def _is_optional_count(value: Any) -> bool:
     return value is None or _is_count(value)
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 def _is_name(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
@@ -174,6 +180,7 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "ALLOWED_DOWNLOAD_HOSTS": Rule(_is_host_list, "None or a list of host names"),
         "CREDITS_PER_IMAGE": Rule(_is_count, "a whole number, 0 or more"),
         "DAILY_CREDIT_BUDGET": Rule(_is_optional_count, "None or a whole number, 0 or more"),
+        "AUTO_PUBLISH": Rule(_is_bool, "True or False"),
         "CACHE_ALIAS": Rule(_is_name, "the name of an alias in settings.CACHES"),
         "CACHE_TIMEOUT": Rule(_is_positive_whole, "a positive whole number of seconds"),
         "PLACEHOLDER": Rule(_is_optional_text, "None or a string"),
@@ -314,6 +321,10 @@ def credits_per_image() -> int:
 def daily_credit_budget() -> int | None:
     budget = get_settings()["DAILY_CREDIT_BUDGET"]
     return None if budget is None else int(budget)
+
+
+def auto_publish() -> bool:
+    return get_settings()["AUTO_PUBLISH"]
 
 
 def cache_alias() -> str:

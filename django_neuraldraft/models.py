@@ -70,6 +70,7 @@ class ImageKey(models.Model):
         verbose_name = _("image key")
         verbose_name_plural = _("image keys")
         ordering = ["key"]
+        permissions = [("generate_image", _("Can generate and upload images (spends credits)"))]
 
     def __str__(self) -> str:
         return self.key
@@ -151,6 +152,7 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         ordering = ["-created_at", "-pk"]
+        permissions = [("cancel_job", _("Can cancel a running job"))]
         indexes = [
             models.Index(fields=["status", "next_poll_at"], name="neuraldraft_job_due_idx"),
             models.Index(fields=["created_at"], name="neuraldraft_job_created_idx"),
@@ -208,6 +210,14 @@ class ImageVersion(models.Model):
         _("aspect ratio"), max_length=5, choices=AspectRatio.choices, blank=True
     )
     credits_charged = models.PositiveIntegerField(_("credits charged"), default=0)
+    candidate = models.BooleanField(
+        _("awaiting review"),
+        default=False,
+        help_text=_(
+            "A finished image kept for an editor to publish or discard "
+            "(NEURALDRAFT['AUTO_PUBLISH'] = False); never on show while set."
+        ),
+    )
     renditions = models.JSONField(
         _("renditions"),
         default=list,

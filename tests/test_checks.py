@@ -347,12 +347,29 @@ def test_every_setting_has_a_rule_and_a_check():
     checked = {
         *checks._NUMBERS,
         *checks._TEXTS,
+        *checks._FLAGS,
         "ALLOWED_DOWNLOAD_HOSTS",  # E012
         "DEFAULT_ASPECT_RATIO",  # E013
         "BASE_URL",  # E007
     }
     assert set(conf.RULES) == set(conf.DEFAULTS) == checked
     assert all(conf.is_valid(name, default) for name, default in conf.DEFAULTS.items())
+
+
+class TestFlagCheck:
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "AUTO_PUBLISH": "no"})
+    def test_e017_auto_publish_not_a_boolean(self):
+        assert checks.check_flags() == [
+            Error(
+                "NEURALDRAFT['AUTO_PUBLISH'] = 'no' is not True or False.",
+                hint="Fix the value or remove it to use the default, True.",
+                id="neuraldraft.E017",
+            )
+        ]
+
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "AUTO_PUBLISH": False})
+    def test_false_passes(self):
+        assert checks.check_flags() == []
 
 
 def test_checks_are_registered_with_django():

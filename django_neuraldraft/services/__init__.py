@@ -8,7 +8,8 @@ a double click ends in the same state as one call.
 Each concern has one module: :mod:`.remote` the configured client,
 :mod:`.generation` asking for images, :mod:`.polling` following a job to its
 end, :mod:`.ingest` bringing a finished image into storage and
-:mod:`.versions` which image a key shows.
+:mod:`.versions` which image a key shows and :mod:`.publishing` what an
+editor decides about it (upload, publish, discard).
 """
 
 from .generation import (
@@ -29,6 +30,7 @@ from .polling import (
     refresh_job,
     schedule_next_poll,
 )
+from .publishing import discard, publish, upload
 from .remote import TRANSIENT_ERRORS, get_client
 from .versions import rollback
 
@@ -37,6 +39,7 @@ __all__ = [
     "PollOutcome",
     "cancel",
     "credits_left_today",
+    "discard",
     "fail",
     "generate",
     "get_client",
@@ -45,10 +48,12 @@ __all__ = [
     "ingest",
     "poll_once",
     "postpone_poll",
+    "publish",
     "pull",
     "refresh_job",
     "request_generation",
     "rollback",
     "schedule_next_poll",
     "submit",
+    "upload",
 ]

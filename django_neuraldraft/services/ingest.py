@@ -21,7 +21,7 @@ from ..models import ImageKey, ImageVersion, Job
 from .generation import get_or_create_image_key
 from .jobs import announce_failure
 from .remote import TRANSIENT_ERRORS, get_client
-from .versions import bind, store_version
+from .versions import bind, offer, store_version
 
 
 def ingest(job: Job) -> ImageVersion:
@@ -57,7 +57,7 @@ def ingest(job: Job) -> ImageVersion:
                     credits_charged=job.credits,
                     created_by_id=job.requested_by_id,
                 )
-                bind(image_key, version)
+                offer(image_key, version)
     except TRANSIENT_ERRORS:
         raise
     except NeuralDraftError as err:

@@ -46,6 +46,19 @@ def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any
     )
 
 
+def offer(image_key: ImageKey, version: ImageVersion) -> None:
+    """Put a finished ``version`` on show, or keep it for review when ``AUTO_PUBLISH`` is off.
+
+    Called where :func:`bind` would be, under the key's row lock: the one
+    place that decides whether a new image needs an editor's word first.
+    """
+    if conf.auto_publish():
+        bind(image_key, version)
+        return
+    version.candidate = True
+    version.save(update_fields=["candidate"])
+
+
 def bind(image_key: ImageKey, version: ImageVersion) -> None:
     image_key.current = version
     image_key.save(update_fields=["current", "updated_at"])
@@ -58,5 +71,9 @@ def rollback(image_key: ImageKey, version: ImageVersion) -> None:
     """Show an older ``version`` of ``image_key`` again; no file is copied or deleted."""
     if version.image_key_id != image_key.pk:
         raise ValidationError(_("That image version belongs to another key."), code="wrong_key")
+    if version.candidate:
+        raise ValidationError(
+            _("That image is awaiting review: publish it instead."), code="candidate"
+        )
     with transaction.atomic():
         bind(image_key, version)

@@ -1,0 +1,155 @@
+"""What an editor decides about a key's images: upload one of their own, publish or discard.
+
+Each function takes the key's row lock, the one lock every write of a key's
+images takes (see :mod:`.ingest`), and changes nothing when it refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from .. import conf
+from ..choices import ImageOrigin
+from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
+from ..exceptions import DownloadTooLargeError, MalformedResponseError
+from ..models import ImageKey, ImageVersion
+from ..storage import ConfiguredStorage
+from .remote import get_client
+from .versions import bind, store_version
+
+#: The API refuses uploads over 10 MB (POST /images, multipart mode).
+API_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+#: Credits the API charges for registering an uploaded image (``image_register``).
+UPLOAD_CREDITS = 1
+
+_CHUNK = 64 * 1024
+_MAX_SOURCE_URL = 2000
+
+
+def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) -> ImageVersion:
+    """Register ``file`` with Neural Draft under the key and put it on show as a new version.
+
+    The bytes pass the checks of a download (size, type, pixels) before
+    anything is sent, so a bad file raises a ``DownloadError`` and leaves the
+    API, the storage and the database untouched. An upload goes on show
+    whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
+    propagate as the client raised them.
+    """
+    with verified_file(file) as image:
+        remote = get_client().upload_image(
+            image_key.key,
+            image.file,
+            filename=f"{image_key.key}.{image.extension}",
+            content_type=image.mime_type,
+        )
+        if not remote.url.startswith(("https://", "http://")) or len(remote.url) > _MAX_SOURCE_URL:
+            raise MalformedResponseError("The uploaded image's URL is not a usable http(s) URL.")
+        image.file.seek(0)
+        with transaction.atomic():
+            image_key = ImageKey.objects.select_for_update().get(pk=image_key.pk)
+            version = store_version(
+                image_key,
+                replace(image, url=remote.url),
+                origin=ImageOrigin.UPLOADED,
+                credits_charged=UPLOAD_CREDITS,
+                created_by=requested_by,
+            )
+            bind(image_key, version)
+    return version
+
+
+@contextmanager
+def verified_file(file: IO[bytes]) -> Iterator[DownloadedImage]:
+    """Copy ``file`` to a temporary file under the byte cap and yield it verified.
+
+    The same checks :func:`~django_neuraldraft.downloads.fetch_image` applies
+    to a download, for bytes that come from an editor instead of a URL.
+    """
+    limit = min(conf.max_download_bytes(), API_UPLOAD_LIMIT)
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.TemporaryFile(prefix="neuraldraft-upload-") as copy:
+        for block in iter(lambda: file.read(_CHUNK), b""):
+            size += len(block)
+            if size > limit:
+                raise DownloadTooLargeError(
+                    _("The file is larger than %(limit)d bytes, the most an upload may be.")
+                    % {"limit": limit}
+                )
+            digest.update(block)
+            copy.write(block)
+        image_format, width, height, color = inspect_image(copy, max_pixels=conf.max_pixels())
+        mime_type, extension = IMAGE_FORMATS[image_format]
+        copy.seek(0)
+        yield DownloadedImage(
+            file=copy,
+            url="",
+            bytes=size,
+            sha256=digest.hexdigest(),
+            mime_type=mime_type,
+            extension=extension,
+            width=width,
+            height=height,
+            dominant_color=color,
+        )
+
+
+def publish(version: ImageVersion) -> ImageVersion:
+    """Put a candidate on show: one atomic switch of the key's pointer, ``image_ready`` sent.
+
+    Publishing the version already on show changes nothing; any other
+    version that is not a candidate raises ``ValidationError`` (roll back to it instead).
+    """
+    with transaction.atomic():
+        image_key = ImageKey.objects.select_for_update().get(pk=version.image_key_id)
+        version = ImageVersion.objects.get(pk=version.pk)
+        if not version.candidate:
+            if image_key.current_id == version.pk:
+                return version
+            raise ValidationError(
+                _("That image is not awaiting review; use it again from the history instead."),
+                code="not_candidate",
+            )
+        version.candidate = False
+        version.save(update_fields=["candidate"])
+        bind(image_key, version)
+    return version
+
+
+def discard(version: ImageVersion) -> None:
+    """Delete a candidate, and its files once the deletion has committed.
+
+    A file another version still uses (the same bytes bound twice) is kept.
+    Discarding a candidate that is gone already changes nothing; a version
+    that is not a candidate raises ``ValidationError``.
+    """
+    with transaction.atomic():
+        ImageKey.objects.select_for_update().filter(pk=version.image_key_id).first()
+        current = ImageVersion.objects.filter(pk=version.pk).first()
+        if current is None:
+            return
+        if not current.candidate:
+            raise ValidationError(
+                _("Only an image awaiting review can be discarded."), code="not_candidate"
+            )
+        names = [current.file.name, *(item["name"] for item in current.renditions)]
+        current.delete()
+        transaction.on_commit(lambda: _delete_unused_files(names))
+
+
+def _delete_unused_files(names: list[str]) -> None:
+    if ImageVersion.objects.filter(file=names[0]).exists():
+        return
+    storage = ConfiguredStorage()
+    for name in names:
+        storage.delete(name)

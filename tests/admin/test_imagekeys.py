@@ -1,0 +1,292 @@
+"""The image key admin: buttons, their permissions and CSRF, and what each one calls."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from django_neuraldraft import services
+from django_neuraldraft.choices import ImageOrigin, JobStatus
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
+from tests.helpers import add_version, create_image_key
+from tests.test_publishing import png_bytes
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+TOOLS = ["generate", "upload", "cancel", "refresh"]
+
+
+def url(name: str, *args) -> str:
+    return reverse(f"admin:neuraldraft_imagekey_{name}", args=args)
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def running_job(image_key, sandbox) -> Job:
+    return services.submit(services.request_generation(image_key))
+
+
+class TestChangePage:
+    def test_shows_the_image_history_and_provenance(self, admin_client, hero, admin_user):
+        first = add_version(hero, "neuraldraft/hero.background/a.png")
+        second = add_version(hero, "neuraldraft/hero.background/b.png")
+        ImageVersion.objects.filter(pk=second.pk).update(
+            prompt="A harbour at dusk", credits_charged=40, created_by=admin_user
+        )
+        hero.current = second
+        hero.save()
+        page = admin_client.get(url("change", hero.pk)).content.decode()
+        assert f'data-nd-image="{hero.pk}"' in page
+        assert "/media/neuraldraft/hero.background/b.png" in page
+        assert "A harbour at dusk" in page and "40 credits" in page and "asked by admin" in page
+        assert f'form="nd-use-{first.pk}"' in page  # the older one can be used again
+        assert f'form="nd-use-{second.pk}"' not in page  # the one on show cannot
+        assert f'id="nd-use-{first.pk}"' in page
+
+    def test_a_producer_sees_every_button(self, producer_client, hero, sandbox):
+        running_job(hero, sandbox)
+        page = producer_client.get(url("change", hero.pk)).content.decode()
+        for name in TOOLS:
+            assert url(name, hero.pk) in page
+
+    def test_an_editor_without_permissions_sees_no_spending_button(
+        self, editor_client, hero, sandbox
+    ):
+        running_job(hero, sandbox)
+        page = editor_client.get(url("change", hero.pk)).content.decode()
+        for name in ["generate", "upload", "cancel"]:
+            assert url(name, hero.pk) not in page
+        assert url("refresh", hero.pk) in page  # following a job spends nothing
+
+    def test_generate_reads_regenerate_once_there_is_an_image(self, admin_client):
+        image_key = create_image_key("hero.background", file="a.png", prompt="A harbour")
+        page = admin_client.get(url("change", image_key.pk)).content.decode()
+        assert ">Regenerate</a>" in page
+
+
+class TestGenerate:
+    def test_get_shows_the_prefilled_form_and_cost_and_spends_nothing(
+        self, admin_client, hero, sandbox, settings
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        response = admin_client.get(url("generate", hero.pk))
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert "A quiet harbour at dawn</textarea>" in page
+        assert "One image costs 40 credits." in page
+        assert "100 credits left of today's budget." in page
+        assert not Job.objects.exists()
+        assert sandbox.requests == []
+
+    def test_post_saves_the_key_and_asks_for_an_image(
+        self, producer_client, producer, hero, published, commit
+    ):
+        with commit():
+            response = producer_client.post(
+                url("generate", hero.pk),
+                {"prompt": "A harbour at dusk", "style": "watercolour", "aspect_ratio": "4:3"},
+            )
+        assert response.status_code == 302
+        assert response["Location"] == url("change", hero.pk)
+        hero.refresh_from_db()
+        assert (hero.prompt, hero.style, hero.aspect_ratio) == (
+            "A harbour at dusk",
+            "watercolour",
+            "4:3",
+        )
+        job = Job.objects.get()
+        assert job.requested_by == producer
+        assert job.params["prompt"] == "A harbour at dusk"
+        assert [task.name for task in published] == ["neuraldraft.submit_generation"]
+        assert messages_of(response) == [
+            f"Generation of hero.background started (job #{job.pk}, 40 credits)."
+        ]
+
+    def test_an_empty_prompt_is_refused_and_changes_nothing(self, admin_client, hero):
+        response = admin_client.post(url("generate", hero.pk), {"prompt": "  "})
+        assert response.status_code == 200
+        assert "This field is required." in response.content.decode()
+        hero.refresh_from_db()
+        assert hero.prompt == "A quiet harbour at dawn"
+        assert not Job.objects.exists()
+
+    def test_a_refused_budget_keeps_the_key_as_it_was(self, admin_client, hero, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 10}
+        response = admin_client.post(url("generate", hero.pk), {"prompt": "A new prompt"})
+        assert response.status_code == 200
+        assert "costs 40 credits" in messages_of(response)[0]
+        hero.refresh_from_db()
+        assert hero.prompt == "A quiet harbour at dawn"
+        assert not Job.objects.exists()
+
+    def test_the_alt_text_proposal_is_applied_only_when_confirmed(self, admin_client, hero):
+        page = admin_client.get(url("generate", hero.pk)).content.decode()
+        assert "Use “A quiet harbour at dawn” as alternative text" in page
+        admin_client.post(url("generate", hero.pk), {"prompt": hero.prompt})
+        hero.refresh_from_db()
+        assert hero.alt_text == ""
+        Job.objects.all().delete()
+        admin_client.post(
+            url("generate", hero.pk), {"prompt": hero.prompt, "use_proposed_alt_text": "on"}
+        )
+        hero.refresh_from_db()
+        assert hero.alt_text == "A quiet harbour at dawn"
+
+    def test_the_change_form_offers_the_proposal_too(self, admin_client, hero):
+        data = {"key": hero.key, "prompt": hero.prompt, "style": "", "aspect_ratio": "16:9"}
+        admin_client.post(url("change", hero.pk), {**data, "alt_text": ""})
+        hero.refresh_from_db()
+        assert hero.alt_text == ""
+        admin_client.post(
+            url("change", hero.pk), {**data, "alt_text": "", "use_proposed_alt_text": "on"}
+        )
+        hero.refresh_from_db()
+        assert hero.alt_text == "A quiet harbour at dawn"
+
+
+class TestPermissions:
+    @pytest.mark.parametrize("name", ["generate", "upload"])
+    @pytest.mark.parametrize("method", ["get", "post"])
+    def test_spending_urls_refuse_users_without_generate_image(
+        self, editor_client, hero, sandbox, name, method
+    ):
+        response = getattr(editor_client, method)(url(name, hero.pk), {"prompt": "x"})
+        assert response.status_code == 403
+        assert not Job.objects.exists()
+        assert sandbox.requests == []
+
+    def test_cancel_refuses_users_without_cancel_job(self, editor_client, hero, sandbox):
+        job = running_job(hero, sandbox)
+        response = editor_client.post(url("cancel", hero.pk))
+        assert response.status_code == 403
+        job.refresh_from_db()
+        assert job.status == JobStatus.PENDING
+        assert len(sandbox.assert_called("POST", "/v1/images")) == 1
+        assert not [request for request in sandbox.requests if request.path.endswith("/cancel")]
+
+    def test_anonymous_users_are_sent_to_the_login(self, client, hero):
+        response = client.get(url("generate", hero.pk))
+        assert response.status_code == 302
+        assert "/admin/login/" in response["Location"]
+
+    @pytest.mark.parametrize("name", ["cancel", "refresh"])
+    def test_buttons_are_post_only(self, admin_client, hero, name):
+        assert admin_client.get(url(name, hero.pk)).status_code == 405
+
+    @pytest.mark.parametrize("name", ["generate", "cancel", "refresh"])
+    def test_posts_without_a_csrf_token_are_refused(self, admin_user, hero, name):
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(admin_user)
+        response = client.post(url(name, hero.pk), {"prompt": "x"})
+        assert response.status_code == 403
+        assert "CSRF" in response.content.decode()
+        assert not Job.objects.exists()
+
+
+class TestCancelAndRefresh:
+    def test_cancel_calls_the_service(self, producer_client, hero, sandbox):
+        job = running_job(hero, sandbox)
+        response = producer_client.post(url("cancel", hero.pk))
+        assert response.status_code == 302
+        job.refresh_from_db()
+        assert job.status == JobStatus.CANCELLED
+        sandbox.assert_called("POST", f"/v1/jobs/{job.remote_id}/cancel")
+        assert messages_of(response) == [f"Job #{job.pk} of hero.background is cancelled."]
+
+    def test_refresh_polls_once_and_ingests_a_finished_image(self, producer_client, hero, sandbox):
+        job = running_job(hero, sandbox)
+        sandbox.finish_job(job.remote_id)
+        response = producer_client.post(url("refresh", hero.pk))
+        hero.refresh_from_db()
+        assert hero.current is not None and hero.current.job == job
+        assert messages_of(response) == [f"Job #{job.pk}: completed, 100%. Its image is stored."]
+
+    def test_an_api_error_shows_code_detail_and_request_id_never_the_key(
+        self, producer_client, hero, sandbox, api_key
+    ):
+        job = running_job(hero, sandbox)
+        sandbox.set_fault("status", status=403, code="forbidden", path="/v1/jobs/")
+        response = producer_client.post(url("cancel", hero.pk))
+        (message,) = messages_of(response)
+        request_id = sandbox.last_request("POST", f"/v1/jobs/{job.remote_id}/cancel")
+        assert message.startswith("forbidden: ")
+        assert "(request id req_" in message
+        assert api_key not in message and api_key[-4:] not in message
+        assert request_id is not None
+
+
+class TestUpload:
+    def test_a_good_file_goes_on_show(self, producer_client, producer, hero, sandbox):
+        upload = io.BytesIO(png_bytes())
+        upload.name = "mine.png"
+        response = producer_client.post(url("upload", hero.pk), {"file": upload})
+        assert response.status_code == 302
+        hero.refresh_from_db()
+        assert hero.current.origin == ImageOrigin.UPLOADED
+        assert hero.current.created_by == producer
+
+    def test_a_bad_file_gives_a_clear_error_and_changes_nothing(
+        self, producer_client, hero, sandbox
+    ):
+        upload = io.BytesIO(b"GIF89a but not really")
+        upload.name = "fake.gif"
+        response = producer_client.post(url("upload", hero.pk), {"file": upload})
+        assert response.status_code == 200
+        assert "not a valid image" in response.content.decode()
+        assert sandbox.requests == []
+        assert not ImageVersion.objects.exists()
+
+
+class TestVersions:
+    def test_use_this_version_rolls_back(self, admin_client, hero):
+        first = add_version(hero, "a.png")
+        second = add_version(hero, "b.png")
+        hero.current = second
+        hero.save()
+        response = admin_client.post(url("rollback", hero.pk, first.pk))
+        assert response.status_code == 302
+        hero.refresh_from_db()
+        assert hero.current == first
+
+    def test_rollback_needs_change_permission_and_a_post(self, client, django_user_model, hero):
+        from tests.admin.conftest import staff_user
+
+        first = add_version(hero, "a.png")
+        viewer = staff_user(django_user_model, "viewer", "view_imagekey")
+        client.force_login(viewer)
+        assert client.post(url("rollback", hero.pk, first.pk)).status_code == 403
+        assert client.get(url("rollback", hero.pk, first.pk)).status_code == 405
+        hero.refresh_from_db()
+        assert hero.current is None
+
+    def test_a_version_of_another_key_is_not_found(self, admin_client, hero):
+        other = create_image_key("other.key", file="x.png")
+        response = admin_client.post(url("rollback", hero.pk, other.current_id))
+        assert response.status_code == 404
+
+    def test_candidates_are_shown_beside_the_image_and_published(self, admin_client, hero):
+        on_show = add_version(hero, "a.png")
+        hero.current = on_show
+        hero.save()
+        candidate = add_version(hero, "b.png")
+        ImageVersion.objects.filter(pk=candidate.pk).update(candidate=True)
+        page = admin_client.get(url("change", hero.pk)).content.decode()
+        assert f'form="nd-publish-{candidate.pk}"' in page
+        assert f'form="nd-discard-{candidate.pk}"' in page
+        assert "to review" in page
+        admin_client.post(url("publish", hero.pk, candidate.pk))
+        hero.refresh_from_db()
+        assert hero.current_id == candidate.pk
+
+    def test_discard_removes_the_candidate(self, admin_client, hero):
+        candidate = add_version(hero, "b.png")
+        ImageVersion.objects.filter(pk=candidate.pk).update(candidate=True)
+        admin_client.post(url("discard", hero.pk, candidate.pk))
+        assert not ImageVersion.objects.filter(pk=candidate.pk).exists()
+        assert ImageKey.objects.filter(pk=hero.pk).exists()

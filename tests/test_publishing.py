@@ -1,0 +1,178 @@
+"""Review before publishing and editors' uploads, against the sandbox over loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
+from PIL import Image
+
+from django_neuraldraft import services
+from django_neuraldraft.alt_text import propose_alt_text
+from django_neuraldraft.choices import ImageOrigin
+from django_neuraldraft.exceptions import (
+    DownloadTooLargeError,
+    InsufficientCreditsError,
+    InvalidImageError,
+)
+from django_neuraldraft.models import ImageKey, ImageVersion
+from django_neuraldraft.signals import image_ready
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
+
+
+def png_bytes(width: int = 320, height: int = 180, color: str = "#336699") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def hero():
+    return ImageKey.objects.create(
+        key="hero.background", prompt="A quiet harbour at dawn", aspect_ratio="16:9"
+    )
+
+
+@pytest.fixture
+def ready_signals():
+    seen = []
+
+    def receive(sender, **kwargs):
+        seen.append(kwargs["version"])
+
+    image_ready.connect(receive)
+    yield seen
+    image_ready.disconnect(receive)
+
+
+def finished_version(image_key, sandbox):
+    job = services.submit(services.request_generation(image_key))
+    sandbox.finish_job(job.remote_id)
+    return services.poll_once(job).version
+
+
+class TestReview:
+    def test_auto_publish_binds_at_once(self, hero, sandbox):
+        version = finished_version(hero, sandbox)
+        hero.refresh_from_db()
+        assert hero.current == version
+        assert not version.candidate
+
+    def test_without_auto_publish_a_finished_image_waits(
+        self, hero, sandbox, settings, ready_signals, commit
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        with commit():
+            version = finished_version(hero, sandbox)
+        hero.refresh_from_db()
+        assert hero.current is None
+        assert ImageVersion.objects.get(pk=version.pk).candidate
+        assert ready_signals == []
+
+    def test_publish_flips_the_pointer_and_announces_it(
+        self, hero, sandbox, settings, ready_signals, commit
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        with commit():
+            services.publish(version)
+        hero.refresh_from_db()
+        assert hero.current == version
+        assert not ImageVersion.objects.get(pk=version.pk).candidate
+        assert ready_signals == [version]
+        assert services.publish(version) == version  # publishing again changes nothing
+
+    def test_a_candidate_cannot_be_rolled_back_to(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        with pytest.raises(ValidationError):
+            services.rollback(hero, version)
+        hero.refresh_from_db()
+        assert hero.current is None
+
+    def test_discard_deletes_the_row_then_the_file(self, hero, sandbox, settings, commit):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        storage = storages["default"]
+        with commit():
+            services.discard(version)
+            assert storage.exists(version.file.name)  # not before the commit
+        assert not ImageVersion.objects.filter(pk=version.pk).exists()
+        assert not storage.exists(version.file.name)
+        services.discard(version)  # gone already: nothing to do
+
+    def test_only_candidates_are_discarded_or_published(self, hero, sandbox):
+        version = finished_version(hero, sandbox)
+        with pytest.raises(ValidationError):
+            services.discard(version)
+        older = ImageVersion.objects.get(pk=version.pk)
+        newer = finished_version(hero, sandbox)
+        assert newer != older
+        with pytest.raises(ValidationError):
+            services.publish(older)
+        hero.refresh_from_db()
+        assert hero.current == newer
+
+
+class TestUpload:
+    def test_upload_registers_checks_and_binds(self, hero, sandbox, admin_user, ready_signals):
+        content = png_bytes()
+        version = services.upload(hero, io.BytesIO(content), requested_by=admin_user)
+        request = sandbox.last_request("POST", "/v1/images")
+        assert request.headers["Content-Type"].startswith("multipart/form-data")
+        hero.refresh_from_db()
+        assert hero.current == version
+        assert version.origin == ImageOrigin.UPLOADED
+        assert (version.width, version.height, version.mime_type) == (320, 180, "image/png")
+        assert version.sha256 == hashlib.sha256(content).hexdigest()
+        assert version.credits_charged == 1
+        assert version.created_by == admin_user
+        with storages["default"].open(version.file.name) as file:
+            assert file.read() == content
+
+    @pytest.mark.parametrize(
+        ("content", "error"),
+        [
+            (b"<svg xmlns='http://www.w3.org/2000/svg'/>", InvalidImageError),
+            (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, InvalidImageError),
+            (b"\x00" * (11 * 1024 * 1024), DownloadTooLargeError),
+        ],
+        ids=["not-an-image", "broken-png", "too-large"],
+    )
+    def test_a_bad_file_changes_nothing(self, hero, sandbox, content, error):
+        with pytest.raises(error):
+            services.upload(hero, io.BytesIO(content))
+        assert sandbox.requests == []
+        assert not ImageVersion.objects.exists()
+        hero.refresh_from_db()
+        assert hero.current is None
+
+    def test_too_many_pixels_is_refused_before_sending(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "MAX_PIXELS": 1000}
+        with pytest.raises(InvalidImageError, match="pixels"):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert sandbox.requests == []
+
+    def test_an_api_refusal_changes_nothing(self, hero, sandbox):
+        sandbox.set_fault("status", status=402, code="insufficient_credits", method="POST")
+        with pytest.raises(InsufficientCreditsError):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert not ImageVersion.objects.exists()
+
+
+class TestAltTextProposal:
+    @pytest.mark.parametrize(
+        ("prompt", "proposal"),
+        [
+            ("", ""),
+            ("a quiet harbour at dawn", "A quiet harbour at dawn"),
+            ("  a quiet   harbour. Photorealistic, 35mm.", "A quiet harbour"),
+            ("word " * 60, ("Word " + "word " * 23).rstrip() + "…"),
+        ],
+    )
+    def test_first_sentence_tidied(self, prompt, proposal):
+        assert propose_alt_text(prompt) == proposal
