@@ -16,10 +16,11 @@ demo: $(STAMP)
 	$(BIN)/python -m example_project.demo $(DEMO_ARGS)
 
 # Two passes: everything that needs no service, on SQLite; then the integration tests
-# (Redis, a real worker, PostgreSQL, S3 on moto) on PostgreSQL when it is running.
+# (Redis, a real worker, PostgreSQL, S3 on moto) and the browser tests (Chromium) on
+# PostgreSQL when it is running.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
-	NEURALDRAFT_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	NEURALDRAFT_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m "integration or browser" $(PYTEST_ARGS)
 
 # Style, the import contracts of docs/architecture.rst, and types (configured in pyproject.toml).
 lint: $(STAMP)
