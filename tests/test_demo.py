@@ -79,12 +79,14 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert demo.poll() is None, f"The demo exited with {demo.returncode}.\n{output()}"
         site = site.group(1)
         assert "Rendered the home page with 4 images from local storage." in out_path.read_text()
+        assert "the admin login is admin / admin" in out_path.read_text()
 
         page = requests.get(site, timeout=30)
         assert page.status_code == 200
         images = re.findall(r'<img [^>]*src="(/media/neuraldraft/[^"]+\.png)"', page.text)
         assert len(images) == 4, page.text
         assert "background-image: url('/media/neuraldraft/banner.retreat/" in page.text
+        assert '<a href="/admin/neuraldraft/imagekey/">' in page.text
         image = requests.get(site.rstrip("/") + images[0], timeout=30)
         assert image.status_code == 200
         assert image.headers["Content-Type"] == "image/png"
