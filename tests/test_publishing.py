@@ -86,6 +86,17 @@ class TestReview:
         assert ready_signals == [version]
         assert services.publish(version) == version  # publishing again changes nothing
 
+    def test_publish_reaches_the_template_tags(self, hero, sandbox, settings, commit, cold_cache):
+        from django_neuraldraft import resolver
+
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        with commit():
+            version = finished_version(hero, sandbox)
+        assert not resolver.resolve(hero.key).ready
+        with commit():
+            services.publish(version)
+        assert resolver.resolve(hero.key).url == version.file.url
+
     def test_a_candidate_cannot_be_rolled_back_to(self, hero, sandbox, settings):
         settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
         version = finished_version(hero, sandbox)
