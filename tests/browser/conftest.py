@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from celery import _state as celery_state
+from django.db import connection
 
 from django_neuraldraft.testing import run_sandbox
 from tests.helpers import require_service
@@ -44,20 +45,35 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator:
-    """A headless Chromium from Debian's package, driven through Playwright."""
+def chromium_path() -> Path:
+    """Debian's Chromium; checked before any server or worker is started for nothing."""
     require_service(
         CHROMIUM.exists(), f"needs Chromium at {CHROMIUM}: apt-get install -y chromium"
     )
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:
         require_service(False, "needs the playwright package (dependency group 'browser')")
-    # Playwright's sync API runs an event loop in this thread; the database calls
-    # of the fixtures and the test are plain synchronous code all the same.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    return CHROMIUM
+
+
+@pytest.fixture
+def chromium(site, chromium_path: Path, monkeypatch) -> Iterator:
+    """A headless Chromium driven through Playwright, for one test.
+
+    Set up after the site and closed before it: the browser's keep-alive
+    connections hold the live server's request threads, and with them their
+    database sessions, which must be gone before the test database is flushed.
+    """
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the database
+    # calls of the test are plain synchronous code all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium_path), args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -81,7 +97,7 @@ def slow_sandbox() -> Iterator:
 
 @pytest.fixture
 def site(
-    chromium,
+    chromium_path,
     slow_sandbox,
     media_root,  # noqa: F811
     redis_celery,  # noqa: F811
@@ -104,3 +120,20 @@ def site(
     worker = start_worker(concurrency=1, pool="solo")
     yield live_server.url, worker
     celery_state.set_default_app(previous_default)
+    worker.stop()
+    _end_idle_request_sessions()
+
+
+def _end_idle_request_sessions() -> None:
+    """End the database sessions the live server's request threads still hold.
+
+    A request thread that served a page keeps its session open while it waits
+    on an idle keep-alive socket, even after the browser is gone; the test
+    database cannot be flushed or dropped around it. The worker is stopped
+    first, so every other session left is one of those.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
