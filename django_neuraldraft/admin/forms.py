@@ -33,7 +33,8 @@ class AltTextProposalMixin(forms.ModelForm):
             ) % {"proposal": proposal}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("use_proposed_alt_text") and not data.get("alt_text"):
             data["alt_text"] = propose_alt_text(data.get("prompt") or "")
         return data

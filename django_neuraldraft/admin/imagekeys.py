@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -57,7 +58,8 @@ class StatusFilter(admin.SimpleListFilter):
         return list(STATES.items())
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ImageKey]) -> QuerySet[ImageKey]:
-        return filter_by_state(queryset, self.value()) if self.value() else queryset
+        value = self.value()
+        return filter_by_state(queryset, value) if value else queryset
 
 
 @admin.register(ImageKey)
@@ -126,7 +128,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "plan": planned,
             "queryset": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "media": self.media,
         }
         return TemplateResponse(

@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _, gettext_lazy
 
 from .. import services
+from ..choices import IN_FLIGHT_STATUSES
 from ..exceptions import NeuralDraftError
 from ..models import Job
 from .errors import describe_error
@@ -69,7 +70,12 @@ class JobAdmin(admin.ModelAdmin):
         css = {"all": ["neuraldraft/admin.css"]}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
+        return [
+            name
+            for _title, options in self.fieldsets
+            for name in options["fields"]
+            if isinstance(name, str)
+        ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -169,7 +175,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Cancel the selected jobs"), permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        for job in queryset.in_flight():
+        for job in queryset.filter(status__in=IN_FLIGHT_STATUSES):
             try:
                 job = services.cancel(job)
             except NeuralDraftError as err:

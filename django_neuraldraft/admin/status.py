@@ -56,7 +56,7 @@ def filter_by_state(queryset: QuerySet[ImageKey], state: str) -> QuerySet[ImageK
     idle = Q(running_status__isnull=True)
     failed = Q(latest_status=JobStatus.FAILED)
     if state == GENERATING:
-        return queryset.filter(running_status__isnull=False)
+        return queryset.filter(~idle)
     if state == FAILED:
         return queryset.filter(idle & failed)
     not_failed = Q(latest_status__isnull=True) | ~failed
@@ -83,9 +83,13 @@ def state_of(image_key: ImageKey) -> KeyStatus:
     """The status of a key read through :func:`with_status`: generating, failed, ready, empty."""
     has_candidates = bool(getattr(image_key, "has_candidates", False))
     if getattr(image_key, "running_status", None):
-        return KeyStatus(GENERATING, image_key.running_progress or 0, "", has_candidates)
+        return KeyStatus(
+            GENERATING, getattr(image_key, "running_progress", 0) or 0, "", has_candidates
+        )
     if getattr(image_key, "latest_status", None) == JobStatus.FAILED:
-        return KeyStatus(FAILED, None, image_key.latest_error_code or "", has_candidates)
+        return KeyStatus(
+            FAILED, None, getattr(image_key, "latest_error_code", "") or "", has_candidates
+        )
     state = READY if image_key.current_id else EMPTY
     return KeyStatus(state, None, "", has_candidates)
 

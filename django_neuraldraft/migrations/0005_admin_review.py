@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("neuraldraft", "0002_imageversion_renditions"),
+        ("neuraldraft", "0004_imageversion_storage_alias"),
     ]
 
     operations = [

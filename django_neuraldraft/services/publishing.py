@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,7 +22,7 @@ from ..choices import ImageOrigin
 from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
 from ..exceptions import DownloadTooLargeError, MalformedResponseError
 from ..models import ImageKey, ImageVersion
-from ..storage import ConfiguredStorage
+from ..storage import storage_for
 from .remote import get_client
 from .versions import bind, store_version
 
@@ -48,7 +48,7 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
     with verified_file(file) as image:
         remote = get_client().upload_image(
             image_key.key,
-            image.file,
+            cast(BinaryIO, image.file),
             filename=f"{image_key.key}.{image.extension}",
             content_type=image.mime_type,
         )
@@ -142,14 +142,23 @@ def discard(version: ImageVersion) -> None:
             raise ValidationError(
                 _("Only an image awaiting review can be discarded."), code="not_candidate"
             )
-        names = [current.file.name, *(item["name"] for item in current.renditions)]
+        names = [
+            current.file.name,
+            *(
+                item["name"]
+                for item in current.renditions
+                if isinstance(item, dict) and isinstance(item.get("name"), str)
+            ),
+        ]
+        alias = current.storage_alias
         current.delete()
-        transaction.on_commit(lambda: _delete_unused_files(names))
+        transaction.on_commit(lambda: _delete_unused_files(names, alias), robust=True)
 
 
-def _delete_unused_files(names: list[str]) -> None:
+def _delete_unused_files(names: list[str], alias: str) -> None:
+    # Content-addressed names: the same bytes bound again share the file.
     if ImageVersion.objects.filter(file=names[0]).exists():
         return
-    storage = ConfiguredStorage()
+    storage = storage_for(alias)
     for name in names:
         storage.delete(name)
