@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _, ngettext
 
 from .. import conf, services
-from ..exceptions import CreditBudgetExceededError, NeuralDraftError
+from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..models import ImageKey
 from .errors import describe_error
 from .status import state_of, with_status
@@ -67,6 +67,11 @@ def run(model_admin: ModelAdmin, request: HttpRequest, bulk: BulkPlan) -> None:
                 _("%(key)s: not started. %(reason)s")
                 % {"key": image_key.key, "reason": describe_error(err)},
                 messages.ERROR,
+            )
+            continue
+        except BrokerUnavailableError as err:
+            model_admin.message_user(
+                request, f"{image_key.key}: {describe_error(err)}", messages.WARNING
             )
             continue
         model_admin.message_user(

@@ -29,7 +29,12 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _, gettext_lazy
 
 from .. import conf, services
-from ..exceptions import CreditBudgetExceededError, DownloadError, NeuralDraftError
+from ..exceptions import (
+    BrokerUnavailableError,
+    CreditBudgetExceededError,
+    DownloadError,
+    NeuralDraftError,
+)
 from ..models import ImageKey, ImageVersion
 from . import bulk
 from .errors import describe_error
@@ -272,6 +277,10 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 form.add_error(None, err)
             except (CreditBudgetExceededError, NeuralDraftError) as err:
                 self.message_user(request, describe_error(err), messages.ERROR)
+            except BrokerUnavailableError as err:
+                # Raised after the commit: the key and the job are saved.
+                self.message_user(request, describe_error(err), messages.WARNING)
+                return self._back_to(obj)
             else:
                 if running is not None and running.pk == job.pk:
                     text = _("A generation of %(key)s is already running (job #%(job)d).")

@@ -290,3 +290,46 @@ class TestVersions:
         admin_client.post(url("discard", hero.pk, candidate.pk))
         assert not ImageVersion.objects.filter(pk=candidate.pk).exists()
         assert ImageKey.objects.filter(pk=hero.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestBrokerDown:
+    """The job is saved before its task is queued; a broker that is down is a warning."""
+
+    @pytest.fixture
+    def broker_down(self):
+        import socket
+
+        from celery import Celery, current_app
+
+        previous = current_app._get_current_object()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            app = Celery("broker-down", set_as_current=False)
+            app.conf.update(broker_url=f"redis://127.0.0.1:{sock.getsockname()[1]}//")
+            app.set_current()
+            yield app
+        previous.set_current()
+        app.close()
+
+    def test_generate_saves_the_job_and_says_the_sweep_will_send_it(
+        self, admin_client, hero, broker_down
+    ):
+        response = admin_client.post(url("generate", hero.pk), {"prompt": "A harbour at dusk"})
+        assert response.status_code == 302
+        job = Job.objects.get()
+        (message,) = messages_of(response)
+        assert message.startswith(f"Job #{job.pk} is saved, but its submit_generation task")
+        hero.refresh_from_db()
+        assert hero.prompt == "A harbour at dusk"
+
+    def test_bulk_reports_each_key(self, admin_client, hero, broker_down):
+        from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+        response = admin_client.post(
+            url("changelist"),
+            {"action": "generate_selected", ACTION_CHECKBOX_NAME: [hero.pk], "post": "yes"},
+        )
+        (message,) = messages_of(response)
+        assert message.startswith("hero.background: Job #")
+        assert Job.objects.count() == 1
