@@ -101,6 +101,12 @@ class TestChangeList:
             found = admin_client.get(CHANGELIST, {"q": term})
             assert [found_key.key for found_key in found.context["cl"].result_list] == [key]
 
+    def test_facet_counts(self, admin_client):
+        make_keys(8)
+        page = admin_client.get(CHANGELIST, {"_facets": "True"}).content.decode()
+        for label in ("ready", "generating", "failed", "no image"):
+            assert f"{label} (2)" in page
+
 
 class TestStatusView:
     def test_shape(self, admin_client):
