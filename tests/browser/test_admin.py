@@ -77,6 +77,11 @@ def test_an_editor_generates_watches_regenerates_and_rolls_back(site, chromium, 
     assert seen is not None, "the page was reloaded"
     assert len(set(seen)) >= 2, f"the progress bar never moved: {seen}"
     assert first.startswith("/media/neuraldraft/hero.background/")
+    assert (
+        page.locator("#content-main .object-tools")
+        .get_by_role("button", name="Cancel")
+        .is_hidden()
+    )
     page.screenshot(path=str(artifacts / "admin-change-page.png"), full_page=True)
 
     generate(page, prompt="A yoga studio by the harbour at dusk, lanterns lit")

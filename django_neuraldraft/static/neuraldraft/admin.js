@@ -29,6 +29,11 @@
       badge.outerHTML = entry.badge;
     });
     if (entry.image) { showImage(entry); }
+    if (entry.state !== "generating") {
+      document.querySelectorAll('[data-nd-while-generating="' + entry.id + '"]').forEach(function (el) {
+        el.style.display = "none";
+      });
+    }
   }
 
   function poll() {
