@@ -40,6 +40,7 @@ from . import bulk
 from .errors import describe_error
 from .forms import GenerateForm, ImageKeyForm, UploadForm
 from .status import (
+    GENERATING,
     STATES,
     as_json,
     filter_by_state,
@@ -96,8 +97,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
             (gettext_lazy("Accessibility"), {"fields": text}),
         ]
 
-    # Permissions ---------------------------------------------------------
-
     def has_generate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.generate_image")
 
@@ -106,8 +105,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.view_job")
-
-    # Change list ---------------------------------------------------------
 
     @admin.display(description=gettext_lazy("image"))
     def list_thumbnail(self, obj: ImageKey) -> str:
@@ -140,8 +137,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
             request, "admin/neuraldraft/imagekey/generate_selected.html", context
         )
 
-    # URLs ------------------------------------------------------------------
-
     def get_urls(self) -> list:
         def view(function: Callable[..., HttpResponse], name: str, route: str) -> Any:
             return path(
@@ -173,8 +168,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
             f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{name}",
             args=args,
         )
-
-    # Change page -----------------------------------------------------------
 
     def change_view(
         self,
@@ -256,8 +249,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 **context,
             },
         )
-
-    # Object tools ----------------------------------------------------------
 
     def generate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: the prefilled form with the cost; POST: save the key and ask for an image."""
@@ -451,8 +442,6 @@ class ImageKeyAdmin(admin.ModelAdmin):
             )
         return self._back_to(obj)
 
-    # Live progress -----------------------------------------------------------
-
     def status_view(self, request: HttpRequest) -> JsonResponse:
         """The status of the keys named by ``?id=``, for the live-update script; one query."""
         if not self.has_view_or_change_permission(request):
@@ -472,5 +461,5 @@ class ImageKeyAdmin(admin.ModelAdmin):
             for image_key in with_status(ImageKey.objects.filter(pk__in=ids))
         ]
         return JsonResponse(
-            {"keys": keys, "in_flight": any(entry["state"] == "generating" for entry in keys)}
+            {"keys": keys, "in_flight": any(entry["state"] == GENERATING for entry in keys)}
         )
