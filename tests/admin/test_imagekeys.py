@@ -8,9 +8,12 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from django_neuraldraft import services
 from django_neuraldraft.choices import ImageOrigin, JobStatus
+from django_neuraldraft.downloads import inspect_image
+from django_neuraldraft.exceptions import InvalidImageError
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from tests.helpers import add_version, create_image_key
 from tests.test_publishing import png_bytes
@@ -234,11 +237,15 @@ class TestUpload:
     def test_a_bad_file_gives_a_clear_error_and_changes_nothing(
         self, producer_client, hero, sandbox
     ):
-        upload = io.BytesIO(b"GIF89a but not really")
+        content = b"GIF89a but not really"
+        with pytest.raises(InvalidImageError) as refusal:
+            inspect_image(io.BytesIO(content), max_pixels=1_000_000)
+        upload = io.BytesIO(content)
         upload.name = "fake.gif"
         response = producer_client.post(url("upload", hero.pk), {"file": upload})
         assert response.status_code == 200
-        assert "not a valid image" in response.content.decode()
+        page = response.content.decode()
+        assert f"<li>{escape(str(refusal.value))}</li>" in page
         assert sandbox.requests == []
         assert not ImageVersion.objects.exists()
 
