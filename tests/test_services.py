@@ -247,12 +247,12 @@ class TestIngest:
             version = services.ingest(job)
         content = stored(version)
         digest = hashlib.sha256(content).hexdigest()
-        assert version.file.name == f"neuraldraft/hero.background/{digest}.png"
-        assert (version.width, version.height) == (1024, 576)
+        assert version.file.name == f"neuraldraft/hero.background/{digest}.jpg"
+        assert (version.width, version.height) == (2048, 1152)
         assert (version.bytes, version.sha256, version.mime_type) == (
             len(content),
             digest,
-            "image/png",
+            "image/jpeg",
         )
         assert version.dominant_color.startswith("#")
         assert (version.prompt, version.aspect_ratio, version.credits_charged) == (
@@ -334,7 +334,7 @@ class TestIngest:
         }
         job = completed(hero, sandbox)
         content = sandbox_image(sandbox, job)
-        name = f"neuraldraft/hero.background/{hashlib.sha256(content).hexdigest()}.png"
+        name = f"neuraldraft/hero.background/{hashlib.sha256(content).hexdigest()}.jpg"
         storages["default"].save(name, ContentFile(content[:100]))
         version = services.ingest(job)
         assert version.file.name == name

@@ -10,6 +10,7 @@ import time
 from types import FrameType
 
 from django_neuraldraft.sandbox.faults import KINDS, Fault, parse_spec
+from django_neuraldraft.sandbox.images import RENDER_FORMATS
 from django_neuraldraft.sandbox.server import SandboxServer
 
 
@@ -27,13 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--job-seconds", type=float, default=3.0, help="how long a generation job runs"
     )
     parser.add_argument(
-        "--image-long-edge", type=int, default=1024, help="long side of generated images"
+        "--image-long-edge", type=int, default=2048, help="long side of generated images"
     )
     parser.add_argument(
         "--image-format",
-        choices=("png", "jpeg"),
-        default="png",
-        help="format of generated images (default: png)",
+        choices=tuple(RENDER_FORMATS),
+        default="jpeg",
+        help="format of generated images (default: jpeg)",
     )
     parser.add_argument(
         "--rate-limit",

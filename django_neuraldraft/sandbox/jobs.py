@@ -70,7 +70,7 @@ class Job:
     height: int
     #: The CDN path the finished image is served at.
     cdn_path: str
-    #: ``image/png`` or ``image/jpeg``, and the matching ``image_format`` to render.
+    #: The MIME type of a generated image, and the matching ``image_format`` to render.
     mime_type: str
     image_format: str
     #: What ``result.url`` reports (the CDN URL, or a ``result_url`` fault's).
@@ -84,7 +84,7 @@ class Job:
 
     @property
     def render_args(self) -> tuple[str, str | None, str, tuple[int, int], str]:
-        """What :func:`~.images.render_png` takes to draw this job's image."""
+        """What :func:`~.images.render_image` takes to draw this job's image."""
         return (
             self.prompt,
             self.style,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django_neuraldraft.sandbox.images import RENDER_FORMATS
+
 
 @dataclass(frozen=True)
 class Options:
     """Behaviour settings of one sandbox; see :class:`~.server.SandboxServer` for each."""
 
     job_seconds: float = 3.0
-    image_long_edge: int = 1024
-    image_format: str = "png"
+    image_long_edge: int = 2048
+    image_format: str = "jpeg"
     rate_limit: int | None = 1000
     rate_burst: int | None = None
     credits: int = 1_000_000
@@ -25,8 +27,8 @@ class Options:
             problems.append("job_seconds must not be negative")
         if not 16 <= self.image_long_edge <= 8192:
             problems.append("image_long_edge must be between 16 and 8192")
-        if self.image_format not in ("png", "jpeg"):
-            problems.append("image_format must be 'png' or 'jpeg'")
+        if self.image_format not in RENDER_FORMATS:
+            problems.append(f"image_format must be one of {', '.join(map(repr, RENDER_FORMATS))}")
         if self.rate_limit is not None and self.rate_limit < 1:
             problems.append("rate_limit must be a positive number of requests per minute, or None")
         if self.rate_burst is not None and self.rate_burst < 1:

@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from django_neuraldraft.sandbox.images import render_png
+from django_neuraldraft.sandbox.images import render_image
 
 RenderArgs = tuple[str, "str | None", str, tuple[int, int], str]
 
@@ -35,4 +35,4 @@ class Renderer(threading.Thread):
     def run(self) -> None:
         while (item := self._queue.get()) is not _STOP:
             path, args = item
-            self._keep(path, render_png(*args))
+            self._keep(path, render_image(*args))

@@ -197,9 +197,10 @@ class SandboxServer:
     fast and can reach edge cases:
 
     - ``job_seconds``: how long a generation job runs (0 ends on first read).
-    - ``image_long_edge``: pixels on the long side of generated images.
-    - ``image_format``: ``"png"`` (the default) or ``"jpeg"``, as in the API
-      docs' examples, for generated images.
+    - ``image_long_edge``: pixels on the long side of generated images
+      (2048, as the API docs' 2048x1152 example).
+    - ``image_format``: ``"jpeg"`` (the default, as in the API docs'
+      examples), ``"png"`` or ``"webp"``, for generated images.
     - ``rate_limit`` / ``rate_burst``: requests per minute and bucket size per
       project (``rate_limit=None`` turns limiting off; ``rate_burst=None`` is
       twice ``rate_limit``, as on every documented plan).
@@ -218,8 +219,8 @@ class SandboxServer:
         port: int = 0,
         *,
         job_seconds: float = 3.0,
-        image_long_edge: int = 1024,
-        image_format: str = "png",
+        image_long_edge: int = 2048,
+        image_format: str = "jpeg",
         rate_limit: int | None = 1000,
         rate_burst: int | None = None,
         credits: int = 1_000_000,

@@ -27,7 +27,7 @@ from django_neuraldraft.sandbox.images import (
     UploadInfo,
     image_size,
     render_fingerprint,
-    render_png,
+    render_image,
 )
 from django_neuraldraft.sandbox.jobs import TERMINAL_STATUSES, Job, StreamEvent
 from django_neuraldraft.sandbox.media import PROJECT_ID, Blob, StoredImage, cdn_path
@@ -363,7 +363,7 @@ class Store:
     def blob_bytes(self, blob: Blob) -> bytes:
         """The blob's bytes, rendering them on first use (outside the lock) and keeping them."""
         if blob.data is None and blob.render is not None:
-            data = render_png(*blob.render)
+            data = render_image(*blob.render)
             with self.cond:
                 if blob.data is None:
                     blob.data = data

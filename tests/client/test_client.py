@@ -85,7 +85,7 @@ class TestJobs:
         assert job.status == "completed" and job.is_terminal
         assert job.progress == 100
         assert job.result["key"] == "hero.cat"
-        assert (job.result["width"], job.result["height"]) == (1024, 576)
+        assert (job.result["width"], job.result["height"]) == (2048, 1152)
         assert [step.name for step in job.steps] == ["compose", "render", "upscale"]
         assert job.created_at.tzinfo is not None
         sandbox.assert_called("GET", f"/v1/jobs/{created.id}", times=2)
@@ -143,9 +143,9 @@ class TestImages:
         client.get_job(job.id)
         image = client.get_image("hero.cat")
         assert isinstance(image, Image)
-        assert (image.key, image.width, image.height) == ("hero.cat", 1024, 1024)
+        assert (image.key, image.width, image.height) == ("hero.cat", 2048, 2048)
         assert image.generated is True
-        assert image.mime_type == "image/png"
+        assert image.mime_type == "image/jpeg"
 
     def test_upload(self, client, sandbox):
         """The sandbox answers an upload wrapped in ``{"data": ...}``, a read bare."""

@@ -54,11 +54,11 @@ class TestFromSandbox:
         check = RecordingPolicy()
         info = client.download(url, dest, max_bytes=10_000_000, policy=check)
         data = dest.getvalue()
-        assert data.startswith(b"\x89PNG")
+        assert data.startswith(b"\xff\xd8\xff")
         assert info.url == url
         assert info.bytes == len(data)
         assert info.sha256 == hashlib.sha256(data).hexdigest()
-        assert info.content_type == "image/png"
+        assert info.content_type == "image/jpeg"
         assert check.urls == [url]
 
     def test_api_origin_keeps_the_key(self, client, sandbox, api_key):

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def assert_in_bucket(bucket: S3Bucket, version: ImageVersion) -> None:
     head = bucket.client.head_object(Bucket=bucket.name, Key=version.file.name)
-    assert head["ContentType"] == "image/png"
+    assert head["ContentType"] == "image/jpeg"
     assert head["ContentLength"] == version.bytes
     url = version.file.url
     assert url.startswith(f"{bucket.endpoint_url}/{bucket.name}/{version.file.name}?")
@@ -31,7 +31,7 @@ def test_ingest_saves_the_image_in_the_bucket(s3_bucket, completed_job):
 
     version = services.ingest(job)
 
-    assert version.mime_type == "image/png"
+    assert version.mime_type == "image/jpeg"
     assert version.file.name.startswith("neuraldraft/s3.hero/")
     assert_in_bucket(s3_bucket, version)
     assert ImageKey.objects.get(key="s3.hero").current_id == version.pk

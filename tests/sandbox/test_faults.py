@@ -164,7 +164,7 @@ class TestCdnFaults:
         response = api.session.get(url, timeout=5)
         assert response.headers["Content-Type"].startswith("text/html")
         assert b"<html" in response.content
-        assert api.session.get(url, timeout=5).headers["Content-Type"] == "image/png"
+        assert api.session.get(url, timeout=5).headers["Content-Type"] == "image/jpeg"
 
     def test_cdn_faults_are_not_used_up_by_api_calls(self, api):
         api.server.set_fault("corrupt_image", count=1)

@@ -6,8 +6,9 @@ import io
 import re
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
+from django_neuraldraft.sandbox.images import render_image
 from tests.sandbox.support import Api
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -17,6 +18,37 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (40, 30), colour: str 
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+class TestRenderedImages:
+    """Generated images weigh what the API's do, so encoder figures measured on them hold."""
+
+    @pytest.mark.parametrize("prompt", ["A quiet harbour at dawn", "A forest", "x"])
+    def test_a_jpeg_weighs_about_the_api_docs_example(self, prompt):
+        data = render_image(prompt, None, "16:9", (2048, 1152))
+        assert 350_000 < len(data) < 650_000  # the docs' 2048x1152 example: 482,911 bytes
+
+    def test_detail_at_every_scale_not_flat_colour(self):
+        image = Image.open(io.BytesIO(render_image("A harbour", None, "16:9", (2048, 1152))))
+        grey = image.convert("L")
+        fine = ImageChops.difference(grey, grey.filter(ImageFilter.BoxBlur(1)))
+        coarse = ImageChops.difference(grey, grey.filter(ImageFilter.BoxBlur(24)))
+        assert ImageStat.Stat(fine).mean[0] > 2
+        assert ImageStat.Stat(coarse).mean[0] > 8
+        assert len(image.getcolors(maxcolors=1 << 22)) > 100_000
+
+    @pytest.mark.parametrize(("image_format", "pillow_format"), [("png", "PNG"), ("webp", "WEBP")])
+    def test_png_and_webp_show_the_same_picture(self, image_format, pillow_format):
+        size = (256, 144)
+        jpeg = Image.open(io.BytesIO(render_image("A barn", None, "16:9", size)))
+        other = Image.open(io.BytesIO(render_image("A barn", None, "16:9", size, image_format)))
+        assert other.format == pillow_format
+        difference = ImageChops.difference(jpeg.convert("RGB"), other.convert("RGB"))
+        assert max(ImageStat.Stat(difference).mean) < 12
+
+    def test_a_render_is_kept_and_not_drawn_again(self):
+        first = render_image("A kept render", None, "1:1", (64, 64))
+        assert render_image("A kept render", None, "1:1", (64, 64)) is first
 
 
 class TestGenerate:
@@ -40,7 +72,7 @@ class TestGenerate:
 
     def test_defaults_and_nulls_are_accepted(self, api):
         job = api.completed("A lighthouse", style=None, aspect_ratio=None, key=None)
-        assert (job["result"]["width"], job["result"]["height"]) == (1024, 576)
+        assert (job["result"]["width"], job["result"]["height"]) == (2048, 1152)
         assert job["result"]["key"] is None
 
     def test_limits_are_inclusive(self, api):
@@ -176,9 +208,9 @@ class TestGetImage:
         job = api.completed("A forest", key="hero.forest", aspect_ratio="1:1")
         image = api.get("/images/hero.forest").json()
         assert image["url"] == job["result"]["url"]
-        assert (image["width"], image["height"]) == (1024, 1024)
+        assert (image["width"], image["height"]) == (2048, 2048)
         assert image["generated"] is True
-        assert image["mime_type"] == "image/png"
+        assert image["mime_type"] == "image/jpeg"
         assert image["bytes"] == len(api.session.get(image["url"], timeout=5).content)
 
     def test_image_appears_only_when_the_job_completes(self, make_api):

@@ -122,7 +122,7 @@ class TestJobsOverHttp:
         assert done["progress"] == 100
         assert all(step["completed"] and not step["active"] for step in done["steps"])
         assert re.fullmatch(
-            re.escape(api.server.origin) + r"/cdn/prj_sandbox/hero\.harbour-[0-9a-f]{8}\.png",
+            re.escape(api.server.origin) + r"/cdn/prj_sandbox/hero\.harbour-[0-9a-f]{8}\.jpg",
             done["result"]["url"],
         )
 
