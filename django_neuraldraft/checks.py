@@ -268,6 +268,32 @@ def check_cache(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMess
     ]
 
 
+_RENDITIONS = ("RENDITION_WIDTHS", "RENDITION_FORMATS", "RENDITION_QUALITY")
+
+
+def check_renditions(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    from .renditions import pillow_can_write
+
+    messages: list[CheckMessage] = [
+        _not_expected(name, value, "neuraldraft.E020") for name, value in _broken(_RENDITIONS)
+    ]
+    effective = _effective_settings()
+    if effective is None or not conf.is_valid("RENDITION_FORMATS", effective["RENDITION_FORMATS"]):
+        return messages
+    return messages + [
+        Warning(
+            f"NEURALDRAFT['RENDITION_FORMATS'] asks for {name.upper()}, which the installed "
+            "Pillow cannot write; renditions are made without it.",
+            hint="Install a Pillow that can (AVIF: 11.2 or later built with libavif; "
+            "PIL.features.check() tells), or remove the format from RENDITION_FORMATS. "
+            "See docs/renditions.rst.",
+            id="neuraldraft.W021",
+        )
+        for name in dict.fromkeys(effective["RENDITION_FORMATS"])
+        if not pillow_can_write(name)
+    ]
+
+
 def check_version_storages(
     app_configs: AppConfigs = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
@@ -327,6 +353,7 @@ ALL_CHECKS = (
     check_storage,
     check_cache,
     check_flags,
+    check_renditions,
 )
 
 #: Checks that read the database: registered with the ``database`` tag.

@@ -56,6 +56,12 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "CACHE_TIMEOUT": 24 * 60 * 60,
         # Shown for a key without an image: None, the aspect-ratio SVG; "", nothing; or a URL.
         "PLACEHOLDER": None,
+        # Pixels: the widths of the renditions made at ingest (never wider than the original).
+        "RENDITION_WIDTHS": (320, 480, 640, 960, 1280, 1600, 2048),
+        # Rendition formats besides the original's own, which is always made as the fallback.
+        "RENDITION_FORMATS": ("avif", "webp"),
+        # Encoder quality (1-100) per rendition format; a partial dict keeps the other defaults.
+        "RENDITION_QUALITY": {"avif": 50, "webp": 80, "jpeg": 80},
     }
 )
 
@@ -150,6 +156,32 @@ def _is_host_list(value: Any) -> bool:
     )
 
 
+#: The formats ``RENDITION_FORMATS`` may name; all but PNG take a ``RENDITION_QUALITY``.
+RENDITION_FORMAT_NAMES = ("avif", "webp", "jpeg", "png")
+LOSSY_RENDITION_FORMATS = ("avif", "webp", "jpeg")
+#: The widest rendition every format can hold (WebP's limit).
+MAX_RENDITION_WIDTH = 16383
+
+
+def _is_width_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        _is_positive_whole(width) and width <= MAX_RENDITION_WIDTH for width in value
+    )
+
+
+def _is_format_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        name in RENDITION_FORMAT_NAMES for name in value
+    )
+
+
+def _is_quality_map(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        name in LOSSY_RENDITION_FORMATS and _is_positive_whole(quality) and quality <= 100
+        for name, quality in value.items()
+    )
+
+
 class Rule(NamedTuple):
     """What one setting must be, tested where it is read and reported by the system checks."""
 
@@ -184,6 +216,18 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "CACHE_ALIAS": Rule(_is_name, "the name of an alias in settings.CACHES"),
         "CACHE_TIMEOUT": Rule(_is_positive_whole, "a positive whole number of seconds"),
         "PLACEHOLDER": Rule(_is_optional_text, "None or a string"),
+        "RENDITION_WIDTHS": Rule(
+            _is_width_list, f"a list of widths in pixels, each from 1 to {MAX_RENDITION_WIDTH}"
+        ),
+        "RENDITION_FORMATS": Rule(
+            _is_format_list,
+            f"a list of formats among {', '.join(map(repr, RENDITION_FORMAT_NAMES))}",
+        ),
+        "RENDITION_QUALITY": Rule(
+            _is_quality_map,
+            "a dict of qualities from 1 to 100 for "
+            f"{', '.join(map(repr, LOSSY_RENDITION_FORMATS))}",
+        ),
     }
 )
 
@@ -338,3 +382,19 @@ def cache_timeout() -> int:
 def placeholder() -> str | None:
     """Return ``None`` for the built-in SVG, ``""`` for no placeholder, or a URL or static path."""
     return get_settings()["PLACEHOLDER"]
+
+
+def rendition_widths() -> tuple[int, ...]:
+    """The configured rendition widths, ascending and without repeats."""
+    return tuple(sorted(set(get_settings()["RENDITION_WIDTHS"])))
+
+
+def rendition_formats() -> tuple[str, ...]:
+    """The configured rendition formats in the order given, without repeats."""
+    return tuple(dict.fromkeys(get_settings()["RENDITION_FORMATS"]))
+
+
+def rendition_quality(image_format: str) -> int:
+    """The encoder quality of ``image_format``: the setting's, else the default's."""
+    configured = get_settings()["RENDITION_QUALITY"]
+    return int(configured.get(image_format, DEFAULTS["RENDITION_QUALITY"][image_format]))

@@ -15,10 +15,10 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.utils import timezone
 
-from . import services
+from . import renditions, services
 from .choices import JobStatus
 from .exceptions import NeuralDraftError, RateLimitedError
-from .models import Job
+from .models import ImageVersion, Job
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,30 @@ def ingest_job(self: Task, job_pk: int) -> None:
         raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
     except NeuralDraftError:
         logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+
+
+@shared_task(
+    name=renditions.TASK_NAME,
+    bind=True,
+    acks_late=True,
+    max_retries=3,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def make_renditions(self, version_pk: int) -> None:
+    """Make a version's renditions; queued by ``renditions.schedule`` when the version commits.
+
+    What escapes ``make_for`` is the storage or the database failing, which
+    may pass, so it is retried a few times; after that the version keeps its
+    original only until ``neuraldraft_renditions --missing`` runs.
+    """
+    version = ImageVersion.objects.filter(pk=version_pk).first()
+    if version is None:
+        return
+    try:
+        renditions.make_for(version)
+    except Exception as err:
+        raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
 
 
 @shared_task(name="neuraldraft.sweep_stale_jobs")

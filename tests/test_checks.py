@@ -348,6 +348,7 @@ def test_every_setting_has_a_rule_and_a_check():
         *checks._NUMBERS,
         *checks._TEXTS,
         *checks._FLAGS,
+        *checks._RENDITIONS,  # E020
         "ALLOWED_DOWNLOAD_HOSTS",  # E012
         "DEFAULT_ASPECT_RATIO",  # E013
         "BASE_URL",  # E007

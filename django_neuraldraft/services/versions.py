@@ -9,7 +9,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from .. import conf
+from .. import conf, renditions
 from ..downloads import DownloadedImage
 from ..exceptions import DownloadError
 from ..models import ImageKey, ImageVersion
@@ -32,7 +32,7 @@ def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any
         saved = storage.save(name, File(image.file, name=name))
         if saved != name:
             raise DownloadError(f"The storage renamed {name!r} to {saved!r}.")
-    return ImageVersion.objects.create(
+    version = ImageVersion.objects.create(
         image_key=image_key,
         file=name,
         width=image.width,
@@ -44,6 +44,8 @@ def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any
         source_url=image.url,
         **provenance,
     )
+    renditions.schedule(version)
+    return version
 
 
 def offer(image_key: ImageKey, version: ImageVersion) -> None:

@@ -1,0 +1,439 @@
+"""Responsive renditions: smaller widths and modern formats of an image, made once in the worker.
+
+A version is bound as soon as its original is stored; its renditions follow
+in a task of their own (``neuraldraft.make_renditions``), queued when the
+version's row commits, which records them on ``ImageVersion.renditions`` and
+invalidates the key's cached data. docs/renditions.rst says why it is not
+the other way round. Rendering reads the recorded list and never calls
+Pillow or the storage backend.
+
+Each rendition is a file beside the original, named after the original's
+sha256, its width and its encoder quality
+(``<UPLOAD_TO>/<key>/<sha256>/<width>w-q<quality>.<ext>``), so a name always
+holds the same bytes: files are written once and never replaced, and a
+change of settings makes new names instead of rewriting old ones.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from celery import current_app
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError, features
+
+from . import conf
+from .models import ImageKey, ImageVersion
+from .storage import ConfiguredStorage
+
+logger = logging.getLogger(__name__)
+
+#: The Celery task that makes a version's renditions (see ``tasks.make_renditions``).
+TASK_NAME = "neuraldraft.make_renditions"
+
+
+@dataclass(frozen=True)
+class RenditionFormat:
+    """How one output format is written, and what a browser is told about it."""
+
+    #: The name Pillow saves it under.
+    pillow_format: str
+    mime_type: str
+    extension: str
+    #: Whether it keeps transparency; an image with alpha is flattened on white otherwise.
+    alpha: bool
+    #: Whether ``RENDITION_QUALITY`` applies (and goes into the file name).
+    lossy: bool
+    #: Encoder settings besides the quality, chosen for the cost budget in docs/renditions.rst.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+#: The formats a rendition may have, by the name used in ``RENDITION_FORMATS``
+#: and in each recorded rendition's ``"format"``.
+FORMATS: dict[str, RenditionFormat] = {
+    # One thread: a worker's processes are the parallelism, and encoder threads
+    # only contend with them. Speed 8 costs a third of the default 6 for files
+    # about 3% larger.
+    "avif": RenditionFormat(
+        "AVIF", "image/avif", "avif", True, True, {"speed": 8, "max_threads": 1}
+    ),
+    "webp": RenditionFormat("WEBP", "image/webp", "webp", True, True, {"method": 4}),
+    "jpeg": RenditionFormat(
+        "JPEG", "image/jpeg", "jpg", False, True, {"optimize": True, "progressive": True}
+    ),
+    "png": RenditionFormat("PNG", "image/png", "png", True, False, {"optimize": False}),
+}
+
+#: The fallback format for each original's MIME type. GIF has none: GIFs are
+#: mostly animations, which a still rendition would replace with one frame.
+FALLBACK_FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
+
+#: Pillow's codec probe name for each format that may be missing from a build.
+_PROBES = {"avif": "avif", "webp": "webp"}
+
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_warned_unwritable: set[str] = set()
+
+
+def pillow_can_write(image_format: str) -> bool:
+    """Whether the installed Pillow can encode ``image_format`` (a key of :data:`FORMATS`).
+
+    AVIF needs Pillow 11.2 or later built with libavif, WebP a build with
+    libwebp; JPEG and PNG are always there.
+    """
+    probe = _PROBES.get(image_format)
+    return probe is None or bool(features.check(probe))
+
+
+def writable_formats() -> tuple[str, ...]:
+    """``RENDITION_FORMATS`` without those this Pillow cannot write, each warned about once."""
+    formats = []
+    for name in conf.rendition_formats():
+        if pillow_can_write(name):
+            formats.append(name)
+        elif name not in _warned_unwritable:
+            _warned_unwritable.add(name)
+            logger.warning(
+                "The installed Pillow cannot write %s; renditions are made without it "
+                "(system check neuraldraft.W021).",
+                name.upper(),
+            )
+    return tuple(formats)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One rendition the settings ask for: its format, width and file name."""
+
+    format: str
+    width: int
+    name: str
+
+
+def plan(version: ImageVersion) -> list[Planned]:
+    """The renditions the current settings ask for ``version``, largest first in each format.
+
+    Widths wider than the original become the original's width, so nothing
+    is upscaled and the largest rendition is the original's size. The
+    original's format comes last, as the fallback. An EXIF-rotated original
+    is recognised from the renditions already recorded, whose width is the
+    displayed one.
+    """
+    fallback = FALLBACK_FORMATS.get(version.mime_type)
+    widths = conf.rendition_widths()
+    if fallback is None or not widths:
+        return []
+    formats = [*(name for name in writable_formats() if name != fallback), fallback]
+    shown_width = _shown_width(version)
+    sizes = sorted({min(width, shown_width) for width in widths}, reverse=True)
+    stem = posixpath.splitext(version.file.name)[0]
+    return [
+        Planned(name, width, f"{stem}/{width}w{_quality_suffix(name)}.{FORMATS[name].extension}")
+        for name in formats
+        for width in sizes
+    ]
+
+
+def _shown_width(version: ImageVersion) -> int:
+    for rendition in version.renditions:
+        if rendition["width"] != rendition["height"]:
+            turned = (rendition["width"] > rendition["height"]) != (version.width > version.height)
+            return version.height if turned else version.width
+    return version.width
+
+
+def _quality_suffix(image_format: str) -> str:
+    return f"-q{conf.rendition_quality(image_format)}" if FORMATS[image_format].lossy else ""
+
+
+def todo(version: ImageVersion, *, check_files: bool = False) -> list[Planned]:
+    """The planned renditions of ``version`` its row does not record.
+
+    With ``check_files``, also those it records whose file the storage no
+    longer has (one ``exists`` call per recorded file).
+    """
+    recorded = {rendition["name"] for rendition in version.renditions}
+    storage = ConfiguredStorage()
+    return [
+        item
+        for item in plan(version)
+        if item.name not in recorded or (check_files and not storage.exists(item.name))
+    ]
+
+
+def is_current(version: ImageVersion) -> bool:
+    """Whether ``version`` records exactly the renditions the settings ask for, no more."""
+    return {item.name for item in plan(version)} == {r["name"] for r in version.renditions}
+
+
+def schedule(version: ImageVersion) -> None:
+    """Queue the making of ``version``'s renditions for when its row has committed.
+
+    The hook every path that stores a version calls (ingest, pull, upload).
+    A broker that cannot be reached is logged, not raised: the version is
+    bound already, and ``manage.py neuraldraft_renditions --missing`` makes
+    what a lost task did not.
+    """
+    if not plan(version):
+        return
+    pk = version.pk
+    transaction.on_commit(lambda: _send_task(pk), robust=True)
+
+
+def _send_task(version_pk: int) -> None:
+    current_app.send_task(TASK_NAME, (version_pk,))
+
+
+@dataclass
+class Outcome:
+    """What one :func:`make_for` call did."""
+
+    #: The version's recorded renditions afterwards.
+    renditions: list[dict[str, Any]]
+    #: How many files were encoded and recorded by this call.
+    made: int = 0
+    #: ``(format, width, reason)`` of each rendition that could not be made.
+    failed: list[tuple[str, int, str]] = field(default_factory=list)
+    #: Seconds spent, by step: ``"decode"``, ``"resize"`` and each format's name.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
+    """Make the renditions of ``version`` that are missing, store them and record them.
+
+    Safe to call again and from two workers at once: names are fixed by the
+    original and the settings, a file already stored under its name is kept,
+    and both calls record the same list. A rendition that fails to encode is
+    logged and left out; the others and the original are kept. A failure to
+    read the original or to reach the storage is raised, with nothing
+    recorded. ``check_files`` also remakes recorded renditions whose file is
+    gone from the storage.
+
+    Memory stays near that of the largest rendition: a JPEG is decoded at
+    the smallest scale that still covers it (``Image.draft``), other formats
+    are reduced by whole factors before the Lanczos pass. The original was
+    checked against ``MAX_PIXELS`` when it was downloaded, and is again here.
+    """
+    storage = ConfiguredStorage()
+    planned = plan(version)
+    recorded = {rendition["name"]: rendition for rendition in version.renditions}
+    wanted = todo(version, check_files=check_files)
+    outcome = Outcome(renditions=list(version.renditions))
+    made: dict[str, dict[str, Any]] = {}
+    saved: list[str] = []
+    try:
+        if wanted:
+            _make(storage, version, wanted, outcome, made, saved)
+        kept = [made.get(item.name) or recorded.get(item.name) for item in planned]
+        renditions = [rendition for rendition in kept if rendition is not None]
+        if renditions != version.renditions and not _record(version, renditions):
+            _delete(storage, saved)
+            return Outcome(renditions=[], failed=outcome.failed, seconds=outcome.seconds)
+    except BaseException:
+        _delete(storage, saved)
+        raise
+    outcome.renditions, outcome.made = renditions, len(made)
+    return outcome
+
+
+def _make(
+    storage: ConfiguredStorage,
+    version: ImageVersion,
+    wanted: list[Planned],
+    outcome: Outcome,
+    made: dict[str, dict[str, Any]],
+    saved: list[str],
+) -> None:
+    started = time.perf_counter()
+    with storage.open(version.file.name, "rb") as file:
+        try:
+            source = _decode(file, version.file.name, max(item.width for item in wanted))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            logger.warning("Cannot make renditions of %s: %s", version.file.name, err)
+            outcome.failed.extend((item.format, item.width, str(err)) for item in wanted)
+            return
+        finally:
+            outcome.seconds["decode"] = time.perf_counter() - started
+    if source is None:
+        return
+    for width, image in _resized(source, wanted, outcome):
+        for item in wanted:
+            if item.width == width:
+                record = _make_one(storage, item, image, outcome, saved)
+                if record is not None:
+                    made[item.name] = record
+
+
+def _decode(file: IO[bytes], name: str, largest: int) -> Image.Image | None:
+    """The original at most ``largest`` pixels wide, upright, in sRGB, without metadata.
+
+    ``None`` for an animated image, which keeps its original only: a still
+    rendition would replace the animation with its first frame.
+    """
+    with Image.open(file) as image:
+        if image.width * image.height > conf.max_pixels():
+            raise ValueError(
+                f"{image.width}x{image.height} pixels is more than NEURALDRAFT['MAX_PIXELS']."
+            )
+        if getattr(image, "n_frames", 1) > 1:
+            logger.info("%s is animated; it keeps its original only.", name)
+            return None
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        icc_profile = image.info.get("icc_profile")
+        mode = "RGBA" if image.has_transparency_data else "RGB"
+        shown_width = image.height if orientation in _QUARTER_TURNS else image.width
+        scale = min(1.0, largest / shown_width)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if image.format == "JPEG":
+            image.draft(image.mode, size)
+        # Palette and bi-level images only resize with NEAREST; L and CMYK stay
+        # as they are until their colour profile has been applied.
+        kept = (mode,) if mode == "RGBA" else ("RGB", "L", "CMYK")
+        working = image if image.mode in kept else image.convert(mode)
+        upright = working.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if orientation in _ORIENTATION_TRANSPOSE:
+        upright = upright.transpose(_ORIENTATION_TRANSPOSE[orientation])
+    return _to_srgb(upright, icc_profile, mode)
+
+
+#: EXIF orientations that turn the picture a quarter, so that its width is its stored height.
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def _to_srgb(image: Image.Image, icc_profile: bytes | None, mode: str) -> Image.Image:
+    """Convert to sRGB in ``mode`` (RGB or RGBA) and drop every piece of metadata.
+
+    Browsers take an untagged image as sRGB, so converting the pixels and
+    leaving the profile out shows the same colours in fewer bytes.
+    """
+    converted = None
+    if icc_profile:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+            converted = ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode=mode)
+        except (ImageCms.PyCMSError, OSError, ValueError) as err:
+            logger.warning("Ignoring an unusable colour profile: %s", err)
+    if converted is None:
+        converted = image.convert(mode) if image.mode != mode else image.copy()
+    converted.info = {}
+    return converted
+
+
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _resized(
+    source: Image.Image, wanted: list[Planned], outcome: Outcome
+) -> Iterator[tuple[int, Image.Image]]:
+    """Each wanted width of ``source``, largest first, resized from ``source`` itself."""
+    for width in sorted({item.width for item in wanted}, reverse=True):
+        started = time.perf_counter()
+        if width >= source.width:
+            image = source
+        else:
+            height = max(1, round(source.height * width / source.width))
+            image = source.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        outcome.seconds["resize"] = (
+            outcome.seconds.get("resize", 0.0) + time.perf_counter() - started
+        )
+        yield width, image
+
+
+def _make_one(
+    storage: ConfiguredStorage,
+    item: Planned,
+    image: Image.Image,
+    outcome: Outcome,
+    saved: list[str],
+) -> dict[str, Any] | None:
+    started = time.perf_counter()
+    try:
+        data = encode(image, item.format)
+    # Encoders raise many unrelated types, and one format must not stop the others.
+    except Exception as err:
+        logger.warning(
+            "Cannot make the %s rendition %dw of %s.",
+            item.format,
+            item.width,
+            item.name,
+            exc_info=True,
+        )
+        outcome.failed.append((item.format, item.width, str(err) or type(err).__name__))
+        return None
+    finally:
+        outcome.seconds[item.format] = (
+            outcome.seconds.get(item.format, 0.0) + time.perf_counter() - started
+        )
+    if storage.exists(item.name) and storage.size(item.name) != len(data):
+        storage.delete(item.name)
+    if not storage.exists(item.name):
+        name = storage.save(item.name, ContentFile(data))
+        saved.append(name)
+        if name != item.name:
+            raise OSError(f"The storage renamed {item.name!r} to {name!r}.")
+    return {
+        "width": image.width,
+        "height": image.height,
+        "format": item.format,
+        "name": item.name,
+        "bytes": len(data),
+    }
+
+
+def encode(image: Image.Image, image_format: str) -> bytes:
+    """``image`` as ``image_format`` bytes, with the configured quality and no metadata."""
+    spec = FORMATS[image_format]
+    if not spec.alpha and image.mode == "RGBA":
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image).convert("RGB")
+    options = dict(spec.options)
+    if spec.lossy:
+        options["quality"] = conf.rendition_quality(image_format)
+    buffer = io.BytesIO()
+    image.save(buffer, format=spec.pillow_format, **options)
+    return buffer.getvalue()
+
+
+def _record(version: ImageVersion, renditions: list[dict[str, Any]]) -> bool:
+    """Store ``renditions`` on the version's row; ``False`` if the row is gone.
+
+    ``QuerySet.update`` sends no signal, so the key's cached data is
+    invalidated here, once the update has committed.
+    """
+    if not ImageVersion.objects.filter(pk=version.pk).update(renditions=renditions):
+        return False
+    version.renditions = renditions
+    pk = version.image_key_id
+    transaction.on_commit(lambda: _invalidate_key(pk), robust=True)
+    return True
+
+
+def _invalidate_key(image_key_pk: int) -> None:
+    from .resolver import invalidate
+
+    invalidate(*ImageKey.objects.filter(pk=image_key_pk).values_list("key", flat=True))
+
+
+def _delete(storage: ConfiguredStorage, names: list[str]) -> None:
+    for name in names:
+        try:
+            storage.delete(name)
+        except Exception:
+            logger.warning("Could not delete the unrecorded rendition %s.", name, exc_info=True)
