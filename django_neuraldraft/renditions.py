@@ -59,8 +59,8 @@ class RenditionFormat:
 #: and in each recorded rendition's ``"format"``.
 FORMATS: dict[str, RenditionFormat] = {
     # One thread: a worker's processes are the parallelism, and encoder threads
-    # only contend with them. Speed 9 costs a twelfth of the default 6 for files
-    # of the same size and within 0.4 dB PSNR on photographs (docs/renditions.rst).
+    # only contend with them. Speed 9 costs a twelfth of the default 6, for files
+    # within 6% of the size and 0.4 dB of the PSNR on photographs (docs/renditions.rst).
     "avif": RenditionFormat(
         "AVIF", "image/avif", "avif", True, True, {"speed": 9, "max_threads": 1}
     ),
