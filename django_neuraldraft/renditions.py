@@ -29,7 +29,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError, features
 
-from . import conf
+from . import conf, resolver
 from .models import ImageKey, ImageVersion
 from .storage import ConfiguredStorage
 
@@ -427,9 +427,7 @@ def _record(version: ImageVersion, renditions: list[dict[str, Any]]) -> bool:
 
 
 def _invalidate_key(image_key_pk: int) -> None:
-    from .resolver import invalidate
-
-    invalidate(*ImageKey.objects.filter(pk=image_key_pk).values_list("key", flat=True))
+    resolver.invalidate(*ImageKey.objects.filter(pk=image_key_pk).values_list("key", flat=True))
 
 
 def _delete(storage: ConfiguredStorage, names: list[str]) -> None:

@@ -388,8 +388,11 @@ class TestMakeFor:
 class FullAfterTheLargest(InMemoryStorage):
     """A storage that runs out of space when the second width's renditions arrive."""
 
+    attempts = 0
+
     def _save(self, name, content):
         if "/80w" in name:
+            self.attempts += 1
             raise OSError("No space left on the device.")
         return super()._save(name, content)
 
@@ -559,6 +562,22 @@ class TestEveryOrigin:
             make_version(photo())
             renditions.schedule(ImageVersion.objects.get())
         assert published == []
+
+    def test_the_task_retries_a_storage_failure_then_gives_up_leaving_no_file(self, settings):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "small": {"BACKEND": "tests.test_renditions.FullAfterTheLargest"},
+        }
+        configure(settings, STORAGE="small", RENDITION_WIDTHS=(80, 160))
+        version = make_version(photo())
+        result = tasks.make_renditions.apply((version.pk,))
+        assert result.state == "FAILURE" and isinstance(result.result, OSError)
+        assert storages["small"].attempts == 4
+        assert storages["small"].listdir(f"neuraldraft/hero.background/{version.sha256}") == (
+            [],
+            [],
+        )
+        assert storages["small"].exists(version.file.name)
 
     def test_the_task_of_a_deleted_version_does_nothing(self):
         version = make_version(photo())
