@@ -136,9 +136,9 @@ def render_image(
     encoders realistic work: flat colour would compress to almost nothing
     and flatter every figure measured on it.
 
-    Renders are a pure function of their arguments and cost about 0.1 s at
-    2048x1152, so the last few are kept: a test suite asks for the same
-    prompts again and again.
+    Renders are a pure function of their arguments and cost about 0.05 s at
+    2048x1152 (JPEG), so the last few are kept: a test suite asks for the
+    same prompts again and again.
     """
     width, height = size
     fingerprint = render_fingerprint(prompt, style, aspect_ratio, size)
@@ -167,8 +167,10 @@ def render_image(
             peaks.append((width * step / steps, base - pick.fraction() * height * 0.25))
         peaks.append((width, height))
         draw.polygon(peaks, fill=pick.colour(200 + 25 * layer))
-    texture = _texture(fingerprint.encode(), size)
-    image = ImageChops.soft_light(image, Image.merge("RGB", (texture, texture, texture)))
+    left, top = pick.byte() * (width // 4) // 255, pick.byte() * (height // 4) // 255
+    texture = _texture((width + width // 4, height + height // 4))
+    grey = texture.crop((left, top, left + width, top + height))
+    image = ImageChops.soft_light(image, Image.merge("RGB", (grey, grey, grey)))
     buffer = io.BytesIO()
     image.save(buffer, **_ENCODER_OPTIONS[image_format])
     return buffer.getvalue()
@@ -184,8 +186,15 @@ def _contrast(image: Image.Image, gain: float) -> Image.Image:
     return image.point([max(0, min(255, round(128 + (v - 128) * gain))) for v in range(256)])
 
 
-def _texture(seed: bytes, size: tuple[int, int]) -> Image.Image:
-    """Mid-grey-centred texture: :data:`_OCTAVES` of value noise, plus grain, for soft light."""
+@functools.lru_cache(maxsize=4)
+def _texture(size: tuple[int, int]) -> Image.Image:
+    """Mid-grey-centred texture: :data:`_OCTAVES` of value noise, plus grain, for soft light.
+
+    Drawing it is half the cost of a render, so there is one per size, kept,
+    drawn a quarter larger than the picture: each render takes its own window
+    of it, at an offset drawn from its hash.
+    """
+    seed = b"neuraldraft-sandbox-texture"
     width, height = size
     layers = [
         _noise(seed + bytes([octave]), (max(2, width // cell), max(2, height // cell))).resize(
