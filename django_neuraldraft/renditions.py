@@ -62,21 +62,33 @@ FORMATS: dict[str, RenditionFormat] = {
     # only contend with them. Speed 9 costs a twelfth of the default 6, for files
     # within 6% of the size and 0.4 dB of the PSNR on photographs (docs/renditions.rst).
     "avif": RenditionFormat(
-        "AVIF", "image/avif", "avif", True, True, {"speed": 9, "max_threads": 1}
+        "AVIF",
+        "image/avif",
+        "avif",
+        alpha=True,
+        lossy=True,
+        options={"speed": 9, "max_threads": 1},
     ),
-    "webp": RenditionFormat("WEBP", "image/webp", "webp", True, True, {"method": 4}),
+    "webp": RenditionFormat(
+        "WEBP", "image/webp", "webp", alpha=True, lossy=True, options={"method": 4}
+    ),
     "jpeg": RenditionFormat(
-        "JPEG", "image/jpeg", "jpg", False, True, {"optimize": True, "progressive": True}
+        "JPEG",
+        "image/jpeg",
+        "jpg",
+        alpha=False,
+        lossy=True,
+        options={"optimize": True, "progressive": True},
     ),
-    "png": RenditionFormat("PNG", "image/png", "png", True, False, {"optimize": False}),
+    "png": RenditionFormat("PNG", "image/png", "png", alpha=True, lossy=False),
 }
 
 #: The fallback format for each original's MIME type. GIF has none: GIFs are
 #: mostly animations, which a still rendition would replace with one frame.
 FALLBACK_FORMATS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
 
-#: Pillow's codec probe name for each format that may be missing from a build.
-_PROBES = {"avif": "avif", "webp": "webp"}
+#: Formats a Pillow build may lack; ``PIL.features.check`` knows them by these names.
+_OPTIONAL_CODECS = frozenset({"avif", "webp"})
 
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -97,8 +109,7 @@ def pillow_can_write(image_format: str) -> bool:
     AVIF needs Pillow 11.2 or later built with libavif, WebP a build with
     libwebp; JPEG and PNG are always there.
     """
-    probe = _PROBES.get(image_format)
-    return probe is None or bool(features.check(probe))
+    return image_format not in _OPTIONAL_CODECS or bool(features.check(image_format))
 
 
 def writable_formats() -> tuple[str, ...]:
