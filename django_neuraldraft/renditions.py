@@ -26,12 +26,13 @@ from typing import IO, Any
 
 from celery import current_app
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import transaction
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError, features
 
 from . import conf, resolver
 from .models import ImageKey, ImageVersion
-from .storage import ConfiguredStorage
+from .storage import save_immutable
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,12 @@ class RenditionFormat:
     extension: str
     #: Whether it keeps transparency; an image with alpha is flattened on white otherwise.
     alpha: bool
-    #: Whether ``RENDITION_QUALITY`` applies (and goes into the file name).
-    lossy: bool
     #: Encoder settings besides the quality, chosen for the cost budget in docs/renditions.rst.
     options: dict[str, Any] = field(default_factory=dict)
 
 
-#: The formats a rendition may have, by the name used in ``RENDITION_FORMATS``
-#: and in each recorded rendition's ``"format"``.
+#: How each of ``conf.RENDITION_FORMAT_NAMES`` is written, by the name used in
+#: ``RENDITION_FORMATS`` and in each recorded rendition's ``"format"``.
 FORMATS: dict[str, RenditionFormat] = {
     # One thread: a worker's processes are the parallelism, and encoder threads
     # only contend with them. Speed 9 costs a twelfth of the default 6, for files
@@ -66,21 +65,17 @@ FORMATS: dict[str, RenditionFormat] = {
         "image/avif",
         "avif",
         alpha=True,
-        lossy=True,
         options={"speed": 9, "max_threads": 1},
     ),
-    "webp": RenditionFormat(
-        "WEBP", "image/webp", "webp", alpha=True, lossy=True, options={"method": 4}
-    ),
+    "webp": RenditionFormat("WEBP", "image/webp", "webp", alpha=True, options={"method": 4}),
     "jpeg": RenditionFormat(
         "JPEG",
         "image/jpeg",
         "jpg",
         alpha=False,
-        lossy=True,
         options={"optimize": True, "progressive": True},
     ),
-    "png": RenditionFormat("PNG", "image/png", "png", alpha=True, lossy=False),
+    "png": RenditionFormat("PNG", "image/png", "png", alpha=True),
 }
 
 #: The fallback format for each original's MIME type. GIF has none: GIFs are
@@ -148,12 +143,13 @@ def plan(version: ImageVersion) -> list[Planned]:
     """
     fallback = FALLBACK_FORMATS.get(version.mime_type)
     widths = conf.rendition_widths()
-    if fallback is None or not widths:
+    original = version.file.name
+    if fallback is None or not widths or not original:
         return []
     formats = [*(name for name in writable_formats() if name != fallback), fallback]
     shown_width = _shown_width(version)
     sizes = sorted({min(width, shown_width) for width in widths}, reverse=True)
-    stem = posixpath.splitext(version.file.name)[0]
+    stem = posixpath.splitext(original)[0]
     return [
         Planned(name, width, f"{stem}/{width}w{_quality_suffix(name)}.{FORMATS[name].extension}")
         for name in formats
@@ -170,7 +166,9 @@ def _shown_width(version: ImageVersion) -> int:
 
 
 def _quality_suffix(image_format: str) -> str:
-    return f"-q{conf.rendition_quality(image_format)}" if FORMATS[image_format].lossy else ""
+    if image_format not in conf.LOSSY_RENDITION_FORMATS:
+        return ""
+    return f"-q{conf.rendition_quality(image_format)}"
 
 
 def todo(version: ImageVersion, *, check_files: bool = False) -> list[Planned]:
@@ -180,7 +178,7 @@ def todo(version: ImageVersion, *, check_files: bool = False) -> list[Planned]:
     longer has (one ``exists`` call per recorded file).
     """
     recorded = {rendition["name"] for rendition in version.renditions}
-    storage = ConfiguredStorage()
+    storage = version.file.storage
     return [
         item
         for item in plan(version)
@@ -242,7 +240,8 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     are reduced by whole factors before the Lanczos pass. The original was
     checked against ``MAX_PIXELS`` when it was downloaded, and is again here.
     """
-    storage = ConfiguredStorage()
+    storage = version.file.storage
+    original = version.file.name
     planned = plan(version)
     recorded = {rendition["name"]: rendition for rendition in version.renditions}
     wanted = todo(version, check_files=check_files)
@@ -250,8 +249,8 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     made: dict[str, dict[str, Any]] = {}
     saved: list[str] = []
     try:
-        if wanted:
-            _make(storage, version, wanted, outcome, made, saved)
+        if wanted and original:
+            _make(storage, original, wanted, outcome, made, saved)
         kept = [made.get(item.name) or recorded.get(item.name) for item in planned]
         renditions = [rendition for rendition in kept if rendition is not None]
         if renditions != version.renditions and not _record(version, renditions):
@@ -265,19 +264,19 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
 
 
 def _make(
-    storage: ConfiguredStorage,
-    version: ImageVersion,
+    storage: Storage,
+    original: str,
     wanted: list[Planned],
     outcome: Outcome,
     made: dict[str, dict[str, Any]],
     saved: list[str],
 ) -> None:
     started = time.thread_time()
-    with storage.open(version.file.name, "rb") as file:
+    with storage.open(original, "rb") as file:
         try:
-            source = _decode(file, version.file.name, max(item.width for item in wanted))
+            source = _decode(file, original, max(item.width for item in wanted))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            logger.warning("Cannot make renditions of %s: %s", version.file.name, err)
+            logger.warning("Cannot make renditions of %s: %s", original, err)
             outcome.failed.extend((item.format, item.width, str(err)) for item in wanted)
             return
         finally:
@@ -369,7 +368,7 @@ def _resized(
 
 
 def _make_one(
-    storage: ConfiguredStorage,
+    storage: Storage,
     item: Planned,
     image: Image.Image,
     outcome: Outcome,
@@ -396,7 +395,7 @@ def _make_one(
     if storage.exists(item.name) and storage.size(item.name) != len(data):
         storage.delete(item.name)
     if not storage.exists(item.name):
-        name = storage.save(item.name, ContentFile(data))
+        name = save_immutable(storage, item.name, ContentFile(data), None)
         saved.append(name)
         if name != item.name:
             raise OSError(f"The storage renamed {item.name!r} to {name!r}.")
@@ -416,7 +415,7 @@ def encode(image: Image.Image, image_format: str) -> bytes:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image).convert("RGB")
     options = dict(spec.options)
-    if spec.lossy:
+    if image_format in conf.LOSSY_RENDITION_FORMATS:
         options["quality"] = conf.rendition_quality(image_format)
     buffer = io.BytesIO()
     image.save(buffer, format=spec.pillow_format, **options)
@@ -441,7 +440,7 @@ def _invalidate_key(image_key_pk: int) -> None:
     resolver.invalidate(*ImageKey.objects.filter(pk=image_key_pk).values_list("key", flat=True))
 
 
-def _delete(storage: ConfiguredStorage, names: list[str]) -> None:
+def _delete(storage: Storage, names: list[str]) -> None:
     for name in names:
         try:
             storage.delete(name)

@@ -92,7 +92,7 @@ def ingest_job(self: Task, job_pk: int) -> None:
     soft_time_limit=120,
     time_limit=180,
 )
-def make_renditions(self, version_pk: int) -> None:
+def make_renditions(self: Task, version_pk: int) -> None:
     """Make a version's renditions; queued by ``renditions.schedule`` when the version commits.
 
     What escapes ``make_for`` is the storage or the database failing, which

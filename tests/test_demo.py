@@ -83,14 +83,14 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
 
         page = requests.get(site, timeout=30)
         assert page.status_code == 200
-        images = re.findall(r'<img [^>]*src="(/media/neuraldraft/[^"]+\.png)"', page.text)
+        images = re.findall(r'<img [^>]*src="(/media/neuraldraft/[^"]+\.jpg)"', page.text)
         assert len(images) == 4, page.text
         assert "background-image: url('/media/neuraldraft/banner.retreat/" in page.text
         assert '<a href="/admin/neuraldraft/imagekey/">' in page.text
         image = requests.get(site.rstrip("/") + images[0], timeout=30)
         assert image.status_code == 200
-        assert image.headers["Content-Type"] == "image/png"
-        assert image.content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert image.headers["Content-Type"] == "image/jpeg"
+        assert image.content.startswith(b"\xff\xd8\xff")
 
         os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(timeout=60) == 0, output()

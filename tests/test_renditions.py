@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image, ImageChops, ImageCms, ImageStat, features
 
-from django_neuraldraft import renditions, resolver, services, tasks
+from django_neuraldraft import conf, renditions, resolver, services, tasks
 from django_neuraldraft.checks import check_renditions
 from django_neuraldraft.downloads import DownloadedImage
 from django_neuraldraft.models import ImageKey, ImageVersion
@@ -139,6 +139,10 @@ def linear_rgb_profile() -> bytes:
 
 
 class TestPlan:
+    def test_every_format_the_settings_may_name_has_a_writer(self):
+        assert tuple(renditions.FORMATS) == conf.RENDITION_FORMAT_NAMES
+        assert set(conf.LOSSY_RENDITION_FORMATS) <= set(renditions.FORMATS)
+
     def test_widths_are_never_upscaled_and_the_original_width_is_the_largest(self, settings):
         configure(settings, RENDITION_WIDTHS=(2048, 320, 640))
         version = make_version(photo((500, 250)))
@@ -353,6 +357,20 @@ class TestMakeFor:
         assert storages["small"].exists(version.file.name)
         version.refresh_from_db()
         assert version.renditions == []
+
+    def test_they_go_to_the_storage_of_their_original_after_a_storage_switch(self, settings):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "old": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+            "new": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+        }
+        configure(settings, STORAGE="old")
+        version = make_version(photo())
+        configure(settings, STORAGE="new")
+        renditions.make_for(ImageVersion.objects.get(pk=version.pk))
+        folder = f"neuraldraft/hero.background/{version.sha256}"
+        assert len(storages["old"].listdir(folder)[1]) == 6
+        assert not storages["new"].exists(folder)
 
     def test_a_version_deleted_meanwhile_leaves_no_file(self):
         version = make_version(photo())
