@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,8 +196,16 @@ def media_root(settings, tmp_path: Path, live_neuraldraft) -> Path:
 
 
 def stored_files(root: Path) -> list[Path]:
-    """Every file under ``root``, sorted; what a crashed or racing ingest might leave."""
-    return sorted(path for path in root.rglob("*") if path.is_file())
+    """Every original image under ``root``, sorted; what a crashed or racing ingest might leave.
+
+    Renditions, in a folder named after their original's sha256, are the
+    work of a later task (``make_renditions``) and are left out.
+    """
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file() and not re.fullmatch(r"[0-9a-f]{64}", path.parent.name)
+    )
 
 
 @pytest.fixture
