@@ -640,7 +640,7 @@ class TestCommand:
 
     @pytest.mark.parametrize(
         ("key", "message"),
-        [("no.such.key", "No image key no.such.key."), ("Bad Key", "not a valid image key")],
+        [("no.such.key", "No image key no.such.key"), ("Bad Key", "not a valid image key")],
     )
     def test_an_unknown_or_invalid_key_is_an_error(self, versions, key, message):
         with pytest.raises(CommandError, match=message):
@@ -676,6 +676,23 @@ class TestCommand:
         assert "\r[############------------] 1/2 hero.background" in output
         assert "\r[########################] 2/2 card.one" in output
         assert output.endswith("Made 12 rendition(s) for 2 version(s).\n")
+
+    def test_ctrl_c_stops_with_exit_code_130_and_keeps_what_was_made(self, versions, monkeypatch):
+        # Ctrl-C cannot be pressed in-process: the second version's make_for raises what
+        # Python raises for it.
+        make_for = renditions.make_for
+
+        def interrupted_on_the_second(version, **options):
+            if version.pk == versions[1].pk:
+                raise KeyboardInterrupt
+            return make_for(version, **options)
+
+        monkeypatch.setattr(renditions, "make_for", interrupted_on_the_second)
+        with pytest.raises(CommandError, match="Interrupted after 6 rendition") as raised:
+            self.run()
+        assert raised.value.returncode == 130
+        assert len(ImageVersion.objects.get(pk=versions[0].pk).renditions) == 6
+        assert ImageVersion.objects.get(pk=versions[1].pk).renditions == []
 
     def test_failures_are_reported_and_exit_non_zero(self, versions):
         hero = versions[0]

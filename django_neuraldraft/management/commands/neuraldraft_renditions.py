@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.utils.translation import gettext as _
 
 from ... import renditions
-from ...keys import validate_image_key
-from ...models import ImageKey, ImageVersion
+from ...models import ImageVersion
+from ..base import EXIT_FAILED, EXIT_INTERRUPTED, checked_keys, existing_image_keys
 
 _BAR_WIDTH = 24
 
@@ -42,7 +42,8 @@ class Command(BaseCommand):
         missing_only, dry_run = options["missing"], options["dry_run"]
         versions = ImageVersion.objects.order_by("pk")
         if options["key"] is not None:
-            versions = versions.filter(image_key=_image_key(options["key"]))
+            (image_key,) = existing_image_keys(checked_keys([options["key"]]))
+            versions = versions.filter(image_key=image_key)
         pks = [
             version.pk
             for version in versions.iterator(chunk_size=500)
@@ -50,55 +51,77 @@ class Command(BaseCommand):
             or (not missing_only and renditions.todo(version, check_files=True))
         ]
         progress = _Progress(self.stdout, len(pks))
-        made = failed = 0
-        for version in _each(pks):
-            if dry_run:
-                todo = renditions.todo(version, check_files=not missing_only)
-                progress.line(
-                    _("%(version)s: would make %(count)d rendition(s)")
-                    % {"version": _describe(version), "count": len(todo)}
-                )
-                if options["verbosity"] > 1:
-                    for item in todo:
-                        progress.line(f"  {item.name}")
-                made += len(todo)
-                continue
-            outcome = renditions.make_for(version, check_files=not missing_only)
-            made += outcome.made
-            failed += len(outcome.failed)
-            progress.step(
-                _("%(version)s: %(made)d made, %(failed)d failed")
-                % {
-                    "version": _describe(version),
-                    "made": outcome.made,
-                    "failed": len(outcome.failed),
-                }
-            )
-            for image_format, width, reason in outcome.failed:
-                progress.line(self.style.WARNING(f"  {image_format} {width}w: {reason}"))
+        tally = _Tally()
+        try:
+            for version in _each(pks):
+                if dry_run:
+                    self.plan(
+                        version,
+                        progress,
+                        tally,
+                        check_files=not missing_only,
+                        verbosity=options["verbosity"],
+                    )
+                else:
+                    self.make(version, progress, tally, check_files=not missing_only)
+        except KeyboardInterrupt:
+            progress.finish()
+            raise CommandError(
+                _("Interrupted after %(made)d rendition(s); run the command again to go on.")
+                % {"made": tally.made},
+                returncode=EXIT_INTERRUPTED,
+            ) from None
         progress.finish()
         summary = _("%(verb)s %(made)d rendition(s) for %(versions)d version(s).") % {
             "verb": _("Would make") if dry_run else _("Made"),
-            "made": made,
+            "made": tally.made,
             "versions": len(pks),
         }
         self.stdout.write(summary if dry_run else self.style.SUCCESS(summary))
-        if failed:
+        if tally.failed:
             raise CommandError(
                 _("%(failed)d rendition(s) could not be made; the log says why.")
-                % {"failed": failed}
+                % {"failed": tally.failed},
+                returncode=EXIT_FAILED,
             )
 
+    def plan(
+        self,
+        version: ImageVersion,
+        progress: _Progress,
+        tally: _Tally,
+        *,
+        check_files: bool,
+        verbosity: int,
+    ) -> None:
+        todo = renditions.todo(version, check_files=check_files)
+        progress.line(
+            _("%(version)s: would make %(count)d rendition(s)")
+            % {"version": _describe(version), "count": len(todo)}
+        )
+        if verbosity > 1:
+            for item in todo:
+                progress.line(f"  {item.name}")
+        tally.made += len(todo)
 
-def _image_key(key: str) -> ImageKey:
-    try:
-        validate_image_key(key)
-    except ValidationError as err:
-        raise CommandError(" ".join(err.messages)) from err
-    image_key = ImageKey.objects.filter(key=key).first()
-    if image_key is None:
-        raise CommandError(_("No image key %(key)s.") % {"key": key})
-    return image_key
+    def make(
+        self, version: ImageVersion, progress: _Progress, tally: _Tally, *, check_files: bool
+    ) -> None:
+        outcome = renditions.make_for(version, check_files=check_files)
+        tally.made += outcome.made
+        tally.failed += len(outcome.failed)
+        progress.step(
+            _("%(version)s: %(made)d made, %(failed)d failed")
+            % {"version": _describe(version), "made": outcome.made, "failed": len(outcome.failed)}
+        )
+        for image_format, width, reason in outcome.failed:
+            progress.line(self.style.WARNING(f"  {image_format} {width}w: {reason}"))
+
+
+@dataclass
+class _Tally:
+    made: int = 0
+    failed: int = 0
 
 
 def _each(pks: list[int]) -> Iterator[ImageVersion]:
