@@ -235,10 +235,10 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     recorded. ``check_files`` also remakes recorded renditions whose file is
     gone from the storage.
 
-    Memory stays near that of the largest rendition: a JPEG is decoded at
-    the smallest scale that still covers it (``Image.draft``), other formats
-    are reduced by whole factors before the Lanczos pass. The original was
-    checked against ``MAX_PIXELS`` when it was downloaded, and is again here.
+    Memory is bounded by the largest rendition for a JPEG, decoded at the
+    smallest scale that still covers it (``Image.draft``); other formats are
+    decoded whole, within ``MAX_PIXELS``, checked again here before any
+    pixel is read. Every width is resized from that one decode.
     """
     storage = version.file.storage
     original = version.file.name
