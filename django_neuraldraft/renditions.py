@@ -135,9 +135,10 @@ class Planned:
 def plan(version: ImageVersion) -> list[Planned]:
     """The renditions the current settings ask for ``version``, largest first in each format.
 
-    Widths wider than the original become the original's width, so nothing
-    is upscaled and the largest rendition is the original's size. The
-    original's format comes last, as the fallback. An EXIF-rotated original
+    Widths wider than the original become the original's width: nothing is
+    upscaled, and an original narrower than the widest setting gets a
+    rendition of its own width. The original's format comes last, as the
+    fallback. An EXIF-rotated original
     is recognised from the renditions already recorded, whose width is the
     displayed one.
     """
