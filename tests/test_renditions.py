@@ -18,10 +18,10 @@ from PIL import Image, ImageChops, ImageCms, ImageStat, features
 
 from django_neuraldraft import conf, renditions, resolver, services, tasks
 from django_neuraldraft.checks import check_renditions
-from django_neuraldraft.downloads import DownloadedImage
+from django_neuraldraft.choices import ImageOrigin
 from django_neuraldraft.models import ImageKey, ImageVersion
 from django_neuraldraft.sandbox.images import render_image
-from django_neuraldraft.services.versions import store_version
+from django_neuraldraft.services import publishing
 from django_neuraldraft.storage import ConfiguredStorage
 from django_neuraldraft.testing import SANDBOX_API_KEY
 from tests.helpers import run_published
@@ -550,26 +550,11 @@ class TestEveryOrigin:
         version.refresh_from_db()
         assert {r["format"] for r in version.renditions} == {"avif", "webp", "png"}
 
-    def test_an_uploaded_image(self, published, commit):
-        # The admin's upload stores its file through store_version, as ingest and pull do.
-        data = photo(fmt="WEBP")
+    def test_an_uploaded_image(self, sandbox, published, commit):
         image_key = ImageKey.objects.create(key="team.photo")
         with commit():
-            version = store_version(
-                image_key,
-                DownloadedImage(
-                    file=io.BytesIO(data),
-                    url="https://example.com/upload/team.webp",
-                    bytes=len(data),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    mime_type="image/webp",
-                    extension="webp",
-                    width=400,
-                    height=225,
-                    dominant_color="",
-                ),
-                origin="uploaded",
-            )
+            version = publishing.upload(image_key, io.BytesIO(photo(fmt="WEBP")))
+        assert version.origin == ImageOrigin.UPLOADED
         assert run_published(published) == ["neuraldraft.make_renditions"]
         version.refresh_from_db()
         assert {r["format"] for r in version.renditions} == {"avif", "webp"}
