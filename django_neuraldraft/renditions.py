@@ -31,6 +31,7 @@ from django.db import transaction
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError, features
 
 from . import conf, resolver
+from .downloads import IMAGE_FORMATS
 from .models import ImageKey, ImageVersion
 from .storage import save_immutable
 
@@ -231,10 +232,11 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     Safe to call again and from two workers at once: names are fixed by the
     original and the settings, a file already stored under its name is kept,
     and both calls record the same list. A rendition that fails to encode is
-    logged and left out; the others and the original are kept. A failure to
-    read the original or to reach the storage is raised, with nothing
-    recorded. ``check_files`` also remakes recorded renditions whose file is
-    gone from the storage.
+    logged and left out (``Outcome.failed``); the others and the original are
+    kept. An original that does not decode fails them all the same way. A
+    storage that cannot be opened or written raises, after deleting what
+    this call saved, with nothing recorded. ``check_files`` also remakes
+    recorded renditions whose file is gone from the storage.
 
     Memory is bounded by the largest rendition for a JPEG, decoded at the
     smallest scale that still covers it (``Image.draft``); other formats are
@@ -276,7 +278,13 @@ def _make(
     with storage.open(original, "rb") as file:
         try:
             source = _decode(file, original, max(item.width for item in wanted))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            OSError,
+            SyntaxError,
+            ValueError,
+        ) as err:
             logger.warning("Cannot make renditions of %s: %s", original, err)
             outcome.failed.extend((item.format, item.width, str(err)) for item in wanted)
             return
@@ -298,7 +306,7 @@ def _decode(file: IO[bytes], name: str, largest: int) -> Image.Image | None:
     ``None`` for an animated image, which keeps its original only: a still
     rendition would replace the animation with its first frame.
     """
-    with Image.open(file) as image:
+    with Image.open(file, formats=list(IMAGE_FORMATS)) as image:
         if image.width * image.height > conf.max_pixels():
             raise ValueError(
                 f"{image.width}x{image.height} pixels is more than NEURALDRAFT['MAX_PIXELS']."
