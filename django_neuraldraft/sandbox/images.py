@@ -136,7 +136,7 @@ def render_image(
     encoders realistic work: flat colour would compress to almost nothing
     and flatter every figure measured on it.
 
-    Renders are a pure function of their arguments and cost about 0.05 s at
+    Renders are a pure function of their arguments and cost about 0.04 s at
     2048x1152 (JPEG), so the last few are kept: a test suite asks for the
     same prompts again and again.
     """
