@@ -179,7 +179,8 @@ class TestSubmit:
         with pytest.raises(ServerError):
             services.submit(job)
         job.refresh_from_db()
-        assert (job.status, job.remote_id) == (JobStatus.PENDING, None)
+        assert (job.status, job.remote_id, job.failed_attempts) == (JobStatus.PENDING, None, 1)
+        assert "500" in job.last_error
 
     def test_a_refusal_fails_the_job_and_frees_the_key(self, hero, sandbox, received):
         sandbox.set_fault("status", status=402, code="insufficient_credits", count=1)

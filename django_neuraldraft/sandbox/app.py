@@ -46,6 +46,7 @@ class App:
             response.headers.update(self.store.rate_headers())
         response.drop = any(fault.kind == "drop_response" for fault in faults)
         entry.status = None if response.drop else response.status
+        entry.answered_at = time.monotonic()
         return response
 
     def _answer(self, request: Request, handler: Callable[[], Response]) -> Response:
