@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_neuraldraft import services, tasks
 from django_neuraldraft.choices import JobStatus
 from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.services import chains
 from django_neuraldraft.services.backoff import RETRY_BASE
 from tests.helpers import run_published
 
@@ -141,6 +142,13 @@ class TestOneChainPerJob:
         tasks.submit_generation(job.pk, token=token)
         sandbox.assert_called("POST", "/v1/images", times=1)
         assert published == []
+
+    def test_no_message_can_claim_a_job_while_a_step_runs(self, hero, sandbox, published):
+        job = self.submitted(hero, published)
+        running = chains.claim(job.pk, job.chain_token).chain_token
+        tasks.poll_job(job.pk, token=running)
+        assert not [r for r in sandbox.requests if r.path.startswith("/v1/jobs/")]
+        assert token_of(job) == running
 
     def test_a_message_of_a_retired_chain_is_dropped(self, hero, sandbox, published):
         job = self.submitted(hero, published)

@@ -25,8 +25,19 @@ from ..choices import JobStatus
 from ..models import Job
 
 
+#: A token a message carries starts with this; the token of a running step never
+#: does, so no message, however it was copied, can claim a job while a step runs.
+_QUEUED = "q"
+_RUNNING = "r"
+
+
 def new_token() -> str:
-    return uuid.uuid4().hex
+    """A token for a message about to be sent."""
+    return _QUEUED + uuid.uuid4().hex[1:]
+
+
+def _running_token() -> str:
+    return _RUNNING + uuid.uuid4().hex[1:]
 
 
 def step_for(job: Job) -> str:
@@ -44,7 +55,9 @@ def claim(job_pk: int, token: str | None) -> Job | None:
     The returned job's ``chain_token`` is the running token the caller passes
     to :func:`pass_on` or :func:`end`.
     """
-    running = new_token()
+    if token is not None and not token.startswith(_QUEUED):
+        return None
+    running = _running_token()
     if not Job.objects.claim_chain(job_pk, token, running):
         return None
     return Job.objects.filter(pk=job_pk, chain_token=running).first()

@@ -2,7 +2,8 @@
 
 Scaled down from the reported case (a 5-minute 503 outage, the sweep every
 minute): a few seconds of 503 on ``POST /images``, the sweep every half second
-with a one-second grace, a real worker on Redis. What is counted is what
+with a short grace, a real worker on Redis, and each job's next message
+delivered three times once it is sent. What is counted is what
 Neural Draft sees: POSTs per job (one chain makes as many as its back-off
 allows, each extra chain as many again) and polls per job (never two at once).
 """
@@ -20,13 +21,14 @@ from django_neuraldraft.choices import JobStatus
 from django_neuraldraft.models import Job
 from django_neuraldraft.services.backoff import RETRY_BASE, RETRY_CAP
 from django_neuraldraft.testing import run_sandbox
+from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 JOBS = 3
 OUTAGE_SECONDS = 6.0
 SWEEP_EVERY = 0.5
-GRACE_SECONDS = 1.0
+GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.2
 
 
@@ -54,6 +56,13 @@ def most_attempts_of_one_chain(seconds: float) -> int:
         attempts += 1
 
 
+def redeliver_the_next_message_twice() -> None:
+    """Publish two more copies of each job's next poll message, as a broker redelivery would."""
+    for pk, token in Job.objects.exclude(chain_token="").values_list("pk", "chain_token"):
+        for _copy in range(2):
+            tasks.poll_job.apply_async((pk,), {"token": token})
+
+
 def overlapping(requests) -> int:
     spans = sorted((r.received_at, r.answered_at or float("inf")) for r in requests)
     return sum(1 for before, after in itertools.pairwise(spans) if after[0] < before[1])
@@ -76,6 +85,13 @@ def test_an_outage_with_a_busy_sweep_keeps_one_chain_per_job(
     outage = time.monotonic() - started
     sandbox.clear_faults()
     sandbox.set_fault("latency", seconds=POLL_SECONDS, method="GET", path="/v1/jobs/")
+    wait_for(
+        lambda: Job.objects.filter(remote_id__isnull=False).count() == JOBS,
+        timeout=30,
+        describe="every job to be sent",
+        workers=(worker,),
+    )
+    redeliver_the_next_message_twice()
 
     def all_bound() -> bool:
         return Job.objects.filter(status=JobStatus.COMPLETED, image_version__isnull=False).count()
