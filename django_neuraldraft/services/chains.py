@@ -24,7 +24,6 @@ from django.utils import timezone
 from ..choices import JobStatus
 from ..models import Job
 
-
 #: A token a message carries starts with this; the token of a running step never
 #: does, so no message, however it was copied, can claim a job while a step runs.
 _QUEUED = "q"
