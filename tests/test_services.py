@@ -10,6 +10,7 @@ import requests
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import InMemoryStorage, storages
+from django.db import connection
 from django.forms import modelform_factory
 
 from django_neuraldraft import limits, services
@@ -508,6 +509,12 @@ class TestMirrorNormalises:
         assert len(job.message) == limits.JOB_MESSAGE_MAX_LENGTH
         assert len(job.steps) == limits.MAX_STEPS
         assert len(job.steps[0]["name"]) == limits.STEP_NAME_MAX_LENGTH
+
+    def test_nul_characters_are_stored_on_every_database(self, hero, sandbox):
+        job = self.poll_with(hero, sandbox, message="a\x00b", extra={"k\x00": ["\x00"]})
+        assert job.message == "ab"
+        nul = "\\u0000" if connection.vendor == "postgresql" else "\x00"
+        assert job.raw["extra"] == {f"k{nul}": [nul]}
 
     def test_an_error_is_masked_and_cut(self, hero, sandbox, api_key, received):
         job = self.poll_with(

@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -69,6 +69,26 @@ def _message(message: Any) -> str:
     return clean_text(message, limits.ERROR_MESSAGE_MAX_LENGTH)
 
 
+def _storable(value: Any) -> Any:
+    """JSON from the network as the database can hold it.
+
+    PostgreSQL's ``jsonb`` refuses NUL characters, so there they are stored as
+    the visible text ``\\u0000``. They are escaped rather than dropped: dropping
+    them could turn a refused URL (``http://127.0.0.1/x\\x00.cdn.example``) into
+    one that passes, and the backslash keeps it refused (``docs/security.rst``).
+    Elsewhere the JSON is kept exactly as received.
+    """
+    if connection.vendor != "postgresql":
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _progress(value: int | None, previous: int) -> int:
     return previous if value is None else max(0, min(100, value))
 
@@ -97,8 +117,8 @@ def mirror(job: Job, remote: RemoteJob, **extra: Any) -> None:
             }
             for step in remote.steps[: limits.MAX_STEPS]
         ],
-        "result": dict(remote.result) if remote.result is not None else None,
-        "raw": dict(remote.raw),
+        "result": _storable(dict(remote.result)) if remote.result is not None else None,
+        "raw": _storable(dict(remote.raw)),
         "remote_created_at": remote.created_at,
         "remote_updated_at": remote.updated_at,
         "last_error": "",

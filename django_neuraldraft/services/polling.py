@@ -173,6 +173,8 @@ def _within_deadline(outcome: PollOutcome) -> PollOutcome:
     latest = _seconds_until(_deadline(job)) + _DEADLINE_MARGIN
     if outcome.next_poll_in <= latest:
         return outcome
+    if job.remote_id:
+        postpone_poll(job, latest)
     return replace(outcome, next_poll_in=latest)
 
 
