@@ -93,11 +93,11 @@ def test_an_outage_with_a_busy_sweep_keeps_one_chain_per_job(
     )
     redeliver_the_next_message_twice()
 
-    def all_bound() -> bool:
+    def bound_jobs() -> int:
         return Job.objects.filter(status=JobStatus.COMPLETED, image_version__isnull=False).count()
 
-    sweep_for(60, until=lambda: all_bound() == JOBS)
-    assert all_bound() == JOBS, worker.describe()
+    sweep_for(60, until=lambda: bound_jobs() == JOBS)
+    assert bound_jobs() == JOBS, worker.describe()
 
     posts: dict[str, int] = defaultdict(int)
     for request in sandbox.requests:
