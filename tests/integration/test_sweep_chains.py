@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 JOBS = 3
 OUTAGE_SECONDS = 6.0
 SWEEP_EVERY = 0.5
-GRACE_SECONDS = 2.0
+GRACE_SECONDS = 3.0
 POLL_SECONDS = 0.2
 
 
