@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from .choices import IN_FLIGHT_STATUSES, JobStatus, JobType
@@ -22,11 +23,13 @@ _STATUS_RANK: dict[str, int] = {
 
 
 def statuses_before(status: str) -> list[str]:
-    """The statuses a job may be in and still move to ``status``.
+    """The statuses from which :meth:`~JobQuerySet.advance` may move a job to ``status``.
 
     A non-terminal status may be repeated (progress updates while processing);
     a terminal one is final, so ``completed`` never turns into ``failed``
-    through a late poll, a replayed webhook or a second worker.
+    through a late poll, a replayed webhook or a second worker. The one
+    exception is explicit and has its own method, :meth:`JobQuerySet.reject_result`:
+    a completed image job whose image we refused becomes ``failed``.
     """
     rank = _STATUS_RANK[status]
     return [
@@ -93,14 +96,6 @@ class JobQuerySet(models.QuerySet):
         """Pending jobs that were never sent, created before ``before``."""
         return self.filter(status=JobStatus.PENDING, remote_id__isnull=True, created_at__lt=before)
 
-    def overdue_polls(self, *, before: datetime) -> JobQuerySet:
-        """Submitted, unfinished jobs whose next poll should have happened before ``before``."""
-        return (
-            self.in_flight()
-            .filter(remote_id__isnull=False)
-            .filter(Q(next_poll_at__lt=before) | Q(next_poll_at__isnull=True))
-        )
-
     def awaiting_ingest(self, *, before: datetime) -> JobQuerySet:
         """Image jobs that finished before ``before`` and whose image was never bound."""
         return self.filter(
@@ -109,6 +104,89 @@ class JobQuerySet(models.QuerySet):
             image_key__isnull=False,
             image_version__isnull=True,
             finished_at__lt=before,
+        )
+
+    def reject_result(self, pk: int, **fields: Any) -> bool:
+        """Move a completed job whose image was refused to ``failed``; the one step back.
+
+        Neural Draft finished the job, but what it made cannot be kept (refused
+        URL, invalid image, an ingest that cannot complete). Only a completed
+        job with no bound image moves, so a bound image is never disowned.
+        """
+        changed = self.filter(
+            pk=pk, status=JobStatus.COMPLETED, image_version__isnull=True
+        ).update(status=JobStatus.FAILED, updated_at=timezone.now(), **fields)
+        return changed == 1
+
+    def start_sending(self, pk: int) -> bool:
+        """Record that job ``pk`` is being sent; false if it was cancelled or sent meanwhile.
+
+        The conditional UPDATE that decides a race with :meth:`cancel_unsent`:
+        whichever runs first wins, so a job is either never sent or never
+        cancelled without Neural Draft hearing of it.
+        """
+        changed = self.filter(pk=pk, status=JobStatus.PENDING, remote_id__isnull=True).update(
+            sent_at=Coalesce("sent_at", Now()), updated_at=timezone.now()
+        )
+        return changed == 1
+
+    def cancel_unsent(self, pk: int) -> bool:
+        """Cancel job ``pk`` locally if nothing was ever sent for it; return whether it was."""
+        changed = self.filter(
+            pk=pk, status=JobStatus.PENDING, remote_id__isnull=True, sent_at__isnull=True
+        ).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            next_poll_at=None,
+            updated_at=timezone.now(),
+        )
+        return changed == 1
+
+    def request_cancel(self, pk: int, *, unsent_only: bool = False) -> bool:
+        """Remember that job ``pk`` is to be cancelled, for whoever learns its remote id."""
+        pending = self.in_flight().filter(pk=pk, cancel_requested_at__isnull=True)
+        if unsent_only:
+            pending = pending.filter(remote_id__isnull=True)
+        return pending.update(cancel_requested_at=timezone.now()) == 1
+
+    def claim_chain(self, pk: int, token: str | None, running: str) -> bool:
+        """Let the task message holding ``token`` work on job ``pk`` under ``running``.
+
+        ``token`` is the ticket the message carries; ``None`` (a message sent
+        by hand) takes the chain over from whichever message held it. The
+        message that claims first wins; a duplicate or superseded one matches
+        no row and is dropped.
+        """
+        jobs = self.filter(pk=pk)
+        if token is not None:
+            jobs = jobs.filter(chain_token=token)
+        return jobs.update(chain_token=running, chain_due_at=timezone.now()) == 1
+
+    def pass_chain(self, pk: int, running: str, token: str, due: datetime) -> bool:
+        """Hand job ``pk`` from the step holding ``running`` to the next message, ``token``."""
+        return (
+            self.filter(pk=pk, chain_token=running).update(chain_token=token, chain_due_at=due)
+            == 1
+        )
+
+    def end_chain(self, pk: int, running: str) -> bool:
+        return (
+            self.filter(pk=pk, chain_token=running).update(chain_token="", chain_due_at=None) == 1
+        )
+
+    def without_live_chain(self, *, before: datetime) -> JobQuerySet:
+        """Jobs that still need work but whose chain should have touched them before ``before``.
+
+        Unfinished jobs, and completed image jobs whose image is not bound yet.
+        """
+        needs_work = Q(status__in=IN_FLIGHT_STATUSES) | Q(
+            type=JobType.IMAGE_GENERATE,
+            status=JobStatus.COMPLETED,
+            image_key__isnull=False,
+            image_version__isnull=True,
+        )
+        return self.filter(needs_work).filter(
+            Q(chain_due_at__lt=before) | Q(chain_due_at__isnull=True)
         )
 
     def credits_spent_since(self, since: datetime) -> int:

@@ -17,6 +17,16 @@ from .choices import (
     JobType,
 )
 from .keys import MAX_KEY_LENGTH, validate_image_key
+from .limits import (
+    ALT_TEXT_MAX_LENGTH,
+    ERROR_CODE_MAX_LENGTH,
+    JOB_MESSAGE_MAX_LENGTH,
+    REMOTE_ID_MAX_LENGTH,
+    SOURCE_URL_MAX_LENGTH,
+    STYLE_MAX_LENGTH,
+    prompt_validators,
+    text_validators,
+)
 from .managers import ImageKeyQuerySet, JobQuerySet
 from .storage import ConfiguredStorage, RecordedStorageImageField
 
@@ -32,12 +42,16 @@ class ImageKey(models.Model):
         help_text=_("Lowercase letters, digits, '.', '-' and '_', e.g. hero.background."),
     )
     prompt = models.TextField(
-        _("prompt"), blank=True, help_text=_("What Neural Draft should draw for this key.")
+        _("prompt"),
+        blank=True,
+        validators=prompt_validators(),
+        help_text=_("What Neural Draft should draw for this key."),
     )
     style = models.CharField(
         _("style"),
-        max_length=100,
+        max_length=STYLE_MAX_LENGTH,
         blank=True,
+        validators=text_validators(),
         help_text=_("Free-form style hint, e.g. photorealistic. Empty: the site default."),
     )
     aspect_ratio = models.CharField(
@@ -49,8 +63,9 @@ class ImageKey(models.Model):
     )
     alt_text = models.CharField(
         _("alternative text"),
-        max_length=300,
+        max_length=ALT_TEXT_MAX_LENGTH,
         blank=True,
+        validators=text_validators(),
         help_text=_("Describes the image for screen readers; rendered as the alt attribute."),
     )
     current = models.ForeignKey(
@@ -85,7 +100,7 @@ class Job(models.Model):
 
     remote_id = models.CharField(
         _("remote id"),
-        max_length=64,
+        max_length=REMOTE_ID_MAX_LENGTH,
         unique=True,
         null=True,
         blank=True,
@@ -98,11 +113,25 @@ class Job(models.Model):
         _("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING
     )
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)
-    message = models.CharField(_("message"), max_length=500, blank=True)
+    message = models.CharField(_("message"), max_length=JOB_MESSAGE_MAX_LENGTH, blank=True)
     steps = models.JSONField(_("steps"), default=list, blank=True)
     result = models.JSONField(_("result"), null=True, blank=True)
-    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_code = models.CharField(_("error code"), max_length=ERROR_CODE_MAX_LENGTH, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
+    last_error = models.TextField(
+        _("last error"),
+        blank=True,
+        help_text=_(
+            "Why the last call to Neural Draft for this job failed, while it is retried; "
+            "empty once a call succeeds."
+        ),
+    )
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(
+        _("failed attempts"),
+        default=0,
+        help_text=_("Calls to Neural Draft that failed in a row, for the last error."),
+    )
     raw = models.JSONField(
         _("last remote response"),
         null=True,
@@ -137,6 +166,35 @@ class Job(models.Model):
     )
     remote_created_at = models.DateTimeField(_("created at Neural Draft"), null=True, blank=True)
     remote_updated_at = models.DateTimeField(_("updated at Neural Draft"), null=True, blank=True)
+    sent_at = models.DateTimeField(
+        _("first sent"),
+        null=True,
+        blank=True,
+        help_text=_("When the job was first sent to Neural Draft, answered or not."),
+    )
+    cancel_requested_at = models.DateTimeField(
+        _("cancel requested"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A cancel not yet delivered to Neural Draft: the job was being sent, or the "
+            "cancel call failed for now. The job's next step delivers it."
+        ),
+    )
+    chain_token = models.CharField(
+        _("chain token"),
+        max_length=32,
+        blank=True,
+        help_text=_("The one task message allowed to work on this job next."),
+    )
+    chain_due_at = models.DateTimeField(
+        _("chain due"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the job's task chain should next touch it; the sweep restarts it after."
+        ),
+    )
     polls = models.PositiveIntegerField(_("polls"), default=0)
     last_polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
     next_poll_at = models.DateTimeField(_("next poll"), null=True, blank=True)
@@ -203,9 +261,9 @@ class ImageVersion(models.Model):
     origin = models.CharField(
         _("origin"), max_length=16, choices=ImageOrigin.choices, default=ImageOrigin.GENERATED
     )
-    source_url = models.URLField(_("source URL"), max_length=2000)
+    source_url = models.URLField(_("source URL"), max_length=SOURCE_URL_MAX_LENGTH)
     prompt = models.TextField(_("prompt"), blank=True)
-    style = models.CharField(_("style"), max_length=100, blank=True)
+    style = models.CharField(_("style"), max_length=STYLE_MAX_LENGTH, blank=True)
     aspect_ratio = models.CharField(
         _("aspect ratio"), max_length=5, choices=AspectRatio.choices, blank=True
     )

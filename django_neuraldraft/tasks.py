@@ -1,87 +1,63 @@
 """Celery tasks that follow each job: thin wrappers around ``services``.
 
-Each task takes a primary key, re-reads the row and is safe to run twice
-(``acks_late``: a message redelivered after a crash must not do harm). A job
-that is waiting never holds a worker: the next poll is a new message with a
-countdown, not a sleep.
+Each task takes a primary key and the chain token of its message, claims the
+job (a duplicate, redelivered or superseded message is dropped there, see
+:mod:`django_neuraldraft.services.chains`), lets
+:func:`~django_neuraldraft.services.poll_once` take one step and sends the one
+next message the outcome asks for. A job that is waiting never holds a worker:
+the next step is a new message with a countdown, not a sleep.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-from datetime import timedelta
 
 from celery import Task, shared_task
-from django.utils import timezone
 
 from . import renditions, services
-from .choices import JobStatus
-from .exceptions import NeuralDraftError, RateLimitedError
 from .models import ImageVersion, Job
+from .services import chains
+from .services.backoff import retry_delay
 
 logger = logging.getLogger(__name__)
 
-#: A poll message that arrives this much before the job's ``next_poll_at`` is a
-#: duplicate (a requeue by the sweep, a redelivery) and is dropped, so one job
-#: never has two poll chains.
-_EARLY_POLL_TOLERANCE = timedelta(seconds=1)
 
-
-def _retry_delay(err: Exception, retries: int) -> float:
-    if isinstance(err, RateLimitedError) and err.retry_after:
-        return float(err.retry_after)
-    return min(60.0, 2.0**retries) * random.uniform(0.5, 1.0)
-
-
-@shared_task(name="neuraldraft.submit_generation", bind=True, acks_late=True, max_retries=None)
-def submit_generation(self: Task, job_pk: int) -> None:
-    job = Job.objects.filter(pk=job_pk).first()
+def _step(job_pk: int, token: str | None) -> None:
+    job = chains.claim(job_pk, token)
     if job is None:
+        logger.debug("Dropped a stale task message for job %s.", job_pk)
         return
-    try:
-        job = services.submit(job)
-    except services.TRANSIENT_ERRORS as err:
-        if not services.give_up_if_overdue(job):
-            raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
+    running = job.chain_token
+    outcome = services.poll_once(job)
+    if outcome.next_poll_in is None:
+        chains.end(job_pk, running)
         return
-    if job.remote_id and not job.is_terminal:
-        _schedule_poll(job)
+    token = chains.pass_on(job_pk, running, outcome.next_poll_in)
+    if token is not None:
+        _send(outcome.job, token, countdown=outcome.next_poll_in)
 
 
-def _schedule_poll(job: Job) -> None:
-    now = timezone.now()
-    countdown = max(0.0, ((job.next_poll_at or now) - now).total_seconds())
-    poll_job.apply_async((job.pk,), countdown=countdown)
+def _send(job: Job, token: str, *, countdown: float = 0.0) -> None:
+    task = _TASKS[chains.step_for(job)]
+    task.apply_async((job.pk,), {"token": token}, countdown=countdown)
+
+
+@shared_task(name="neuraldraft.submit_generation", acks_late=True)
+def submit_generation(job_pk: int, token: str | None = None) -> None:
+    _step(job_pk, token)
 
 
 @shared_task(name="neuraldraft.poll_job", acks_late=True)
-def poll_job(job_pk: int) -> None:
-    job = Job.objects.filter(pk=job_pk, remote_id__isnull=False).first()
-    if job is None:
-        return
-    if (
-        not job.is_terminal
-        and job.next_poll_at
-        and (job.next_poll_at > timezone.now() + _EARLY_POLL_TOLERANCE)
-    ):
-        return
-    outcome = services.poll_once(job)
-    if outcome.next_poll_in is not None:
-        poll_job.apply_async((job.pk,), countdown=outcome.next_poll_in)
+def poll_job(job_pk: int, token: str | None = None) -> None:
+    _step(job_pk, token)
 
 
-@shared_task(name="neuraldraft.ingest_job", bind=True, acks_late=True, max_retries=5)
-def ingest_job(self: Task, job_pk: int) -> None:
-    job = Job.objects.filter(pk=job_pk).first()
-    if job is None or job.status != JobStatus.COMPLETED:
-        return
-    try:
-        services.ingest(job)
-    except services.TRANSIENT_ERRORS as err:
-        raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
-    except NeuralDraftError:
-        logger.warning("The image of job %s was rejected.", job.remote_id, exc_info=True)
+@shared_task(name="neuraldraft.ingest_job", acks_late=True)
+def ingest_job(job_pk: int, token: str | None = None) -> None:
+    _step(job_pk, token)
+
+
+_TASKS = {"submit": submit_generation, "poll": poll_job, "ingest": ingest_job}
 
 
 @shared_task(
@@ -105,30 +81,22 @@ def make_renditions(self: Task, version_pk: int) -> None:
     try:
         renditions.make_for(version)
     except Exception as err:
-        raise self.retry(exc=err, countdown=_retry_delay(err, self.request.retries)) from err
+        raise self.retry(exc=err, countdown=retry_delay(self.request.retries + 1)) from err
 
 
 @shared_task(name="neuraldraft.sweep_stale_jobs")
 def sweep_stale_jobs(grace_seconds: float = 60.0) -> dict[str, int]:
-    """Requeue jobs whose task was lost (a worker killed mid-download, a lost message).
+    """Restart the chain of every job whose chain is overdue by ``grace_seconds``.
 
-    Meant for celery beat, every minute or so. Work younger than
-    ``grace_seconds`` is left to the task that should still be on it; a task
-    requeued while the original is alive does no harm, as every task is safe
-    to run twice.
+    Meant for celery beat, every minute or so: it finds jobs whose task was
+    lost (a worker killed mid-download, a lost message). A chain that is only
+    late is retired by the restart, never doubled, so the sweep may run as
+    often as wanted: each job keeps one chain.
     """
-    before = timezone.now() - timedelta(seconds=grace_seconds)
-    requeued = {
-        "submit": list(Job.objects.unsubmitted(before=before).values_list("pk", flat=True)),
-        "poll": list(Job.objects.overdue_polls(before=before).values_list("pk", flat=True)),
-        "ingest": list(Job.objects.awaiting_ingest(before=before).values_list("pk", flat=True)),
-    }
-    for pk in requeued["submit"]:
-        submit_generation.delay(pk)
-    for pk in requeued["poll"]:
-        poll_job.delay(pk)
-    for pk in requeued["ingest"]:
-        ingest_job.delay(pk)
-    if any(requeued.values()):
-        logger.warning("Requeued stale Neural Draft jobs: %s", requeued)
-    return {name: len(pks) for name, pks in requeued.items()}
+    restarted = {"submit": 0, "poll": 0, "ingest": 0}
+    for job, token in chains.restart_overdue(grace_seconds=grace_seconds):
+        restarted[chains.step_for(job)] += 1
+        _send(job, token)
+    if any(restarted.values()):
+        logger.warning("Restarted stale Neural Draft job chains: %s", restarted)
+    return restarted

@@ -1,5 +1,7 @@
 """Model rules that the database itself enforces: forward-only jobs, one job in flight per key."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
@@ -8,6 +10,7 @@ from django.utils import timezone
 from django_neuraldraft.choices import JobStatus
 from django_neuraldraft.managers import statuses_before
 from django_neuraldraft.models import ImageKey, Job
+from tests.helpers import add_version
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +80,63 @@ class TestCreditsSpent:
         make_job(credits=40)
         make_job(credits=40, status=JobStatus.FAILED)
         assert Job.objects.credits_spent_since(since) == 80
+
+
+class TestRejectResult:
+    def test_a_completed_job_without_an_image_may_fail(self):
+        job = make_job(status=JobStatus.COMPLETED)
+        assert Job.objects.reject_result(job.pk, error_code="invalid_image")
+        job.refresh_from_db()
+        assert (job.status, job.error_code) == ("failed", "invalid_image")
+
+    @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.CANCELLED, JobStatus.FAILED])
+    def test_no_other_status_moves(self, status):
+        job = make_job(status=status)
+        assert not Job.objects.reject_result(job.pk, error_code="invalid_image")
+
+    def test_a_bound_image_is_never_disowned(self):
+        image_key = ImageKey.objects.create(key="hero")
+        job = make_job(image_key, status=JobStatus.COMPLETED)
+        version = add_version(image_key, "a.png")
+        version.job = job
+        version.save(update_fields=["job"])
+        assert not Job.objects.reject_result(job.pk, error_code="invalid_image")
+
+
+class TestSendOrCancel:
+    def test_a_job_being_sent_cannot_be_cancelled_locally(self):
+        job = make_job()
+        assert Job.objects.start_sending(job.pk)
+        assert not Job.objects.cancel_unsent(job.pk)
+        assert Job.objects.request_cancel(job.pk, unsent_only=True)
+
+    def test_a_job_cancelled_first_is_never_sent(self):
+        job = make_job()
+        assert Job.objects.cancel_unsent(job.pk)
+        assert not Job.objects.start_sending(job.pk)
+
+
+class TestChainTokens:
+    def test_only_the_holder_of_the_token_claims_and_passes_on(self):
+        job = make_job(chain_token="a" * 32)
+        assert not Job.objects.claim_chain(job.pk, "b" * 32, "r" * 32)
+        assert Job.objects.claim_chain(job.pk, "a" * 32, "r" * 32)
+        assert not Job.objects.claim_chain(job.pk, "a" * 32, "s" * 32)
+        assert Job.objects.pass_chain(job.pk, "r" * 32, "n" * 32, timezone.now())
+        assert not Job.objects.pass_chain(job.pk, "r" * 32, "m" * 32, timezone.now())
+        job.refresh_from_db()
+        assert job.chain_token == "n" * 32
+
+    def test_a_claim_without_a_token_takes_the_chain_over(self):
+        job = make_job(chain_token="a" * 32)
+        assert Job.objects.claim_chain(job.pk, None, "r" * 32)
+        assert not Job.objects.claim_chain(job.pk, "a" * 32, "s" * 32)
+
+    def test_jobs_without_a_live_chain(self):
+        now = timezone.now()
+        late = make_job(chain_due_at=now - timedelta(minutes=5))
+        make_job(chain_due_at=now)
+        lost = make_job(status=JobStatus.PROCESSING, chain_due_at=None)
+        make_job(status=JobStatus.FAILED, chain_due_at=None)
+        before = now - timedelta(minutes=1)
+        assert set(Job.objects.without_live_chain(before=before)) == {late, lost}

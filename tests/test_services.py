@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 import requests
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.files.storage import storages
+from django.core.files.storage import InMemoryStorage, storages
+from django.db import connection
+from django.forms import modelform_factory
 
-from django_neuraldraft import services
+from django_neuraldraft import limits, services
 from django_neuraldraft.choices import ImageOrigin, JobStatus
 from django_neuraldraft.exceptions import (
     CreditBudgetExceededError,
@@ -22,6 +25,7 @@ from django_neuraldraft.exceptions import (
 )
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from django_neuraldraft.signals import image_ready, job_failed
+from django_neuraldraft.testing import run_sandbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
 
@@ -179,7 +183,8 @@ class TestSubmit:
         with pytest.raises(ServerError):
             services.submit(job)
         job.refresh_from_db()
-        assert (job.status, job.remote_id) == (JobStatus.PENDING, None)
+        assert (job.status, job.remote_id, job.failed_attempts) == (JobStatus.PENDING, None, 1)
+        assert "500" in job.last_error
 
     def test_a_refusal_fails_the_job_and_frees_the_key(self, hero, sandbox, received):
         sandbox.set_fault("status", status=402, code="insufficient_credits", count=1)
@@ -399,3 +404,305 @@ class TestCreditsLeftToday:
         assert services.credits_left_today() == 60
         services.request_generation("left.two", prompt="b")
         assert services.credits_left_today() == 20
+
+
+class TestPollOnceOwnsTheOutcome:
+    @pytest.mark.parametrize(
+        ("fault", "params", "code"),
+        [
+            ("status", {"status": 404}, "remote_not_found"),
+            ("status", {"status": 401}, "unauthorized"),
+            ("status", {"status": 403}, "forbidden"),
+            ("answer_body", {"body": "<html>a proxy page</html>"}, "malformed_response"),
+            ("answer_fields", {"fields": {"status": 42}}, "malformed_response"),
+            ("answer_fields", {"fields": {"id": "job_somebodyelse"}}, "malformed_response"),
+        ],
+    )
+    def test_a_permanent_error_fails_the_job_and_frees_the_key(
+        self, hero, sandbox, received, fault, params, code
+    ):
+        job = submitted(hero, sandbox)
+        sandbox.set_fault(fault, path="/v1/jobs/", **params)
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, code)
+        assert outcome.next_poll_in is None
+        assert outcome.job.error_message
+        assert services.request_generation(hero) != job
+
+    def test_a_transient_error_is_shown_in_last_error_then_cleared(self, hero, sandbox, api_key):
+        job = submitted(hero, sandbox)
+        sandbox.set_fault("status", status=503, path="/v1/jobs/", count=6)
+        first = services.poll_once(job)
+        second = services.poll_once(job)
+        job.refresh_from_db()
+        assert (job.status, job.failed_attempts) == (JobStatus.PENDING, 2)
+        assert first.next_poll_in is not None and second.next_poll_in is not None
+        assert "503" in job.last_error
+        assert api_key not in job.last_error
+        assert job.last_error_at is not None
+
+        services.poll_once(job)
+        job.refresh_from_db()
+        assert (job.last_error, job.failed_attempts, job.last_error_at) == ("", 0, None)
+
+    def test_the_timeout_is_checked_before_any_remote_call(self, hero, sandbox, settings):
+        job = submitted(hero, sandbox)
+        sent = len(sandbox.requests)
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=61))
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "timed_out")
+        assert len(sandbox.requests) == sent
+
+    def test_an_unsent_job_whose_submit_keeps_failing_times_out(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        sandbox.set_fault("status", status=503, path="/v1/images")
+        job = services.request_generation(hero)
+        assert services.poll_once(job).next_poll_in is not None
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=61))
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "timed_out")
+        assert outcome.job.remote_id is None
+
+    def test_the_next_step_is_never_later_than_the_deadline(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        job = submitted(hero, sandbox)
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=55))
+        sandbox.set_fault("rate_limit", retry_after=600, path="/v1/jobs/")
+        assert services.poll_once(job).next_poll_in <= 6
+
+    def test_a_submit_answered_with_a_bad_id_fails_the_job(self, hero, sandbox):
+        sandbox.set_fault("answer_fields", path="/v1/images", fields={"id": "job_" + "x" * 100})
+        outcome = services.poll_once(services.request_generation(hero))
+        assert (outcome.job.status, outcome.job.error_code) == (
+            JobStatus.FAILED,
+            "malformed_response",
+        )
+        assert (outcome.job.remote_id, outcome.next_poll_in) == (None, None)
+
+
+class TestMirrorNormalises:
+    def poll_with(self, hero, sandbox, **fields):
+        job = submitted(hero, sandbox)
+        sandbox.set_fault("answer_fields", path="/v1/jobs/", count=1, fields=fields)
+        return services.poll_once(job).job
+
+    @pytest.mark.parametrize("status", ["queued", "expired", "x" * 500])
+    def test_an_unknown_status_counts_as_processing_and_is_kept_raw(self, hero, sandbox, status):
+        job = self.poll_with(hero, sandbox, status=status)
+        assert job.status == JobStatus.PROCESSING
+        assert job.raw["status"] == status
+
+    @pytest.mark.parametrize(("progress", "stored"), [(70000, 100), (-1, 0), (42, 42)])
+    def test_progress_is_clamped(self, hero, sandbox, progress, stored):
+        assert self.poll_with(hero, sandbox, progress=progress).progress == stored
+
+    def test_texts_are_cut_to_their_column_and_unknown_types_ignored(self, hero, sandbox):
+        job = self.poll_with(
+            hero,
+            sandbox,
+            type="x" * 100,
+            message="m" * 10_000,
+            steps=[{"name": "s" * 1000, "completed": False, "active": True}] * 500,
+        )
+        assert job.type == "image.generate"
+        assert len(job.message) == limits.JOB_MESSAGE_MAX_LENGTH
+        assert len(job.steps) == limits.MAX_STEPS
+        assert len(job.steps[0]["name"]) == limits.STEP_NAME_MAX_LENGTH
+
+    def test_nul_characters_are_stored_on_every_database(self, hero, sandbox):
+        job = self.poll_with(hero, sandbox, message="a\x00b", extra={"k\x00": ["\x00"]})
+        assert job.message == "ab"
+        nul = "\\u0000" if connection.vendor == "postgresql" else "\x00"
+        assert job.raw["extra"] == {f"k{nul}": [nul]}
+
+    def test_an_error_is_masked_and_cut(self, hero, sandbox, api_key, received):
+        job = self.poll_with(
+            hero,
+            sandbox,
+            status="failed",
+            error={"code": "c" * 500, "message": f"Bad key {api_key} " + "m" * 10_000},
+        )
+        assert job.status == JobStatus.FAILED
+        assert len(job.error_code) == limits.ERROR_CODE_MAX_LENGTH
+        assert len(job.error_message) == limits.ERROR_MESSAGE_MAX_LENGTH
+        assert api_key not in job.error_message
+        assert "ndsk_test_…" in job.error_message
+
+    def test_a_result_url_too_long_for_its_column_fails_before_any_download(self, hero, sandbox):
+        job = submitted(hero, sandbox)
+        sandbox.finish_job(job.remote_id)
+        url = f"{sandbox.origin}/cdn/{'a' * 2100}.png"
+        sandbox.set_fault("answer_fields", path="/v1/jobs/", fields={"result": {"url": url}})
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "invalid_result")
+        assert not [r for r in sandbox.requests if r.path.startswith("/cdn/")]
+        assert not ImageVersion.objects.exists()
+
+    def test_a_long_signed_url_is_kept_without_its_query(self, hero, sandbox):
+        job = completed(hero, sandbox)
+        long_url = job.result["url"] + "?token=" + "t" * 2100
+        Job.objects.filter(pk=job.pk).update(result={**job.result, "url": long_url})
+        job.refresh_from_db()
+        version = services.ingest(job)
+        assert version.source_url == job.result["url"].split("?")[0]
+
+
+class RenamingStorage(InMemoryStorage):
+    """A storage that saves under another name than asked: a failure after the file is written."""
+
+    def get_available_name(self, name, max_length=None):
+        stem, dot, extension = name.rpartition(".")
+        return f"{stem}_renamed{dot}{extension}"
+
+
+class BrokenStorage(InMemoryStorage):
+    def _save(self, name, content):
+        raise RuntimeError("The disk is on fire.")
+
+
+class TestIngestFailures:
+    @pytest.fixture
+    def use_storage(self, settings):
+        def use(backend: type) -> None:
+            settings.STORAGES = {
+                **settings.STORAGES,
+                "default": {"BACKEND": f"{__name__}.{backend.__name__}"},
+            }
+
+        return use
+
+    def test_a_failure_after_the_file_is_written_leaves_no_orphan(
+        self, hero, sandbox, use_storage
+    ):
+        use_storage(RenamingStorage)
+        job = completed(hero, sandbox)
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (
+            JobStatus.FAILED,
+            "download_failed",
+        )
+        assert storages["default"].listdir("neuraldraft/hero.background") == ([], [])
+        assert not ImageVersion.objects.exists()
+
+    def test_an_unexpected_error_fails_the_job_instead_of_downloading_again(
+        self, hero, sandbox, use_storage
+    ):
+        use_storage(BrokenStorage)
+        job = completed(hero, sandbox)
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "ingest_failed")
+        assert "disk is on fire" in outcome.job.error_message
+        assert outcome.next_poll_in is None
+        assert services.poll_once(job).next_poll_in is None
+        assert len([r for r in sandbox.requests if r.path.startswith("/cdn/")]) == 1
+
+
+class TestInputIsValidatedBeforeAnythingIsWritten:
+    @pytest.mark.parametrize(
+        ("options", "code"),
+        [
+            ({"prompt": "x" * (limits.PROMPT_MAX_LENGTH + 1)}, "prompt_too_long"),
+            ({"prompt": "a cat\x00"}, "null_characters"),
+            ({"prompt": "   "}, "empty_prompt"),
+            ({"prompt": "a cat", "style": "s" * (limits.STYLE_MAX_LENGTH + 1)}, "style_too_long"),
+            ({"prompt": "a cat", "style": "oil\x00"}, "null_characters"),
+            ({"prompt": "a cat", "aspect_ratio": "2:1"}, "aspect_ratio"),
+        ],
+    )
+    @pytest.mark.parametrize("call", [services.request_generation, services.generate])
+    def test_a_refused_call_on_a_new_key_writes_nothing(self, sandbox, call, options, code):
+        with pytest.raises(ValidationError) as excinfo:
+            call("brand.new", **options)
+        assert excinfo.value.code == code
+        assert not ImageKey.objects.exists()
+        assert not Job.objects.exists()
+        assert sandbox.requests == []
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"prompt": ""},
+            {"prompt": "  "},
+            {"prompt": "x" * (limits.PROMPT_MAX_LENGTH + 1)},
+            {"style": "s" * (limits.STYLE_MAX_LENGTH + 1)},
+            {"alt_text": "a" * (limits.ALT_TEXT_MAX_LENGTH + 1)},
+        ],
+    )
+    def test_generate_leaves_an_existing_key_as_it_was(self, hero, sandbox, options):
+        before = ImageKey.objects.filter(pk=hero.pk).values().get()
+        with pytest.raises(ValidationError):
+            services.generate("hero.background", **options)
+        assert ImageKey.objects.filter(pk=hero.pk).values().get() == before
+        assert not Job.objects.exists()
+
+    def test_generate_refused_by_the_budget_leaves_the_key_as_it_was(self, hero, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 10}
+        with pytest.raises(CreditBudgetExceededError):
+            services.generate("hero.background", prompt="Something else")
+        hero.refresh_from_db()
+        assert hero.prompt == "A quiet harbour at dawn"
+
+    def test_the_model_and_its_form_hold_the_same_limits(self):
+        form_class = modelform_factory(ImageKey, fields=["key", "prompt", "style", "alt_text"])
+        too_long = {
+            "key": "hero",
+            "prompt": "x" * (limits.PROMPT_MAX_LENGTH + 1),
+            "style": "s" * (limits.STYLE_MAX_LENGTH + 1),
+            "alt_text": "a" * (limits.ALT_TEXT_MAX_LENGTH + 1),
+        }
+        form = form_class(data=too_long)
+        assert set(form.errors) == {"prompt", "style", "alt_text"}
+        with pytest.raises(ValidationError) as excinfo:
+            ImageKey(**too_long).full_clean()
+        assert set(excinfo.value.message_dict) == {"prompt", "style", "alt_text"}
+        ok = {**too_long, "prompt": "x" * limits.PROMPT_MAX_LENGTH, "style": "", "alt_text": ""}
+        assert form_class(data=ok).is_valid()
+
+
+class TestCancelSafely:
+    def test_a_job_cancelled_before_it_was_sent_is_never_sent(self, hero, sandbox):
+        job = services.cancel(services.request_generation(hero))
+        assert job.status == JobStatus.CANCELLED
+        assert services.submit(job).remote_id is None
+        assert services.poll_once(job).next_poll_in is None
+        assert sandbox.requests == []
+
+    @pytest.fixture
+    def slow_sandbox(self, settings):
+        """A sandbox whose jobs run long enough to be cancelled after a few retried calls."""
+        with run_sandbox(job_seconds=60) as server:
+            settings.NEURALDRAFT = {**settings.NEURALDRAFT, "BASE_URL": server.base_url}
+            yield server
+
+    def test_a_cancel_while_a_send_has_no_answer_yet_waits_for_the_id(
+        self, hero, slow_sandbox, settings
+    ):
+        sandbox = slow_sandbox
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "MAX_RETRIES": 0}
+        sandbox.set_fault("drop_response", count=1, method="POST", path="/v1/images")
+        job = services.request_generation(hero)
+        services.poll_once(job)
+        assert len(sandbox.jobs) == 1
+        job = services.cancel(job)
+        assert (job.status, job.remote_id) == (JobStatus.PENDING, None)
+        assert job.cancel_requested_at is not None
+
+        outcome = services.poll_once(job)
+        (remote_id,) = sandbox.jobs
+        assert (outcome.job.status, outcome.job.remote_id) == (JobStatus.CANCELLED, remote_id)
+        assert sandbox.jobs[remote_id]["status"] == "cancelled"
+
+    def test_a_remote_cancel_that_fails_for_now_is_delivered_by_the_next_step(
+        self, hero, slow_sandbox
+    ):
+        sandbox = slow_sandbox
+        job = submitted(hero, sandbox)
+        sandbox.set_fault("status", status=503, path=f"/v1/jobs/{job.remote_id}/cancel")
+        with pytest.raises(ServerError):
+            services.cancel(job)
+        job.refresh_from_db()
+        assert job.cancel_requested_at is not None
+        sandbox.clear_faults()
+        assert services.poll_once(job).job.status == JobStatus.CANCELLED
+        assert sandbox.jobs[job.remote_id]["status"] == "cancelled"

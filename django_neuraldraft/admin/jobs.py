@@ -47,7 +47,18 @@ class JobAdmin(admin.ModelAdmin):
             {"fields": ["remote_id", "type", "status", "progress", "image_key", "requested_by"]},
         ),
         (gettext_lazy("Progress"), {"fields": ["message", "steps_list"]}),
-        (gettext_lazy("Error"), {"fields": ["error_code", "error_message"]}),
+        (
+            gettext_lazy("Error"),
+            {
+                "fields": [
+                    "error_code",
+                    "error_message",
+                    "last_error",
+                    "last_error_at",
+                    "failed_attempts",
+                ]
+            },
+        ),
         (gettext_lazy("Request"), {"fields": ["params_json", "credits", "idempotency_key"]}),
         (gettext_lazy("As Neural Draft describes it"), {"fields": ["result_json", "raw_json"]}),
         (
@@ -55,6 +66,8 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "created_at",
+                    "sent_at",
+                    "cancel_requested_at",
                     "remote_created_at",
                     "remote_updated_at",
                     "finished_at",

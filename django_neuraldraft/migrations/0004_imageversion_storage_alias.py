@@ -7,7 +7,7 @@ import django_neuraldraft.conf
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("neuraldraft", "0002_imageversion_renditions"),
+        ("neuraldraft", "0003_job_lifecycle"),
     ]
 
     # Existing versions get the STORAGE configured when this migration runs: the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,20 @@ def _rate_limited(retry_after: int, headers: dict[str, str]) -> ProblemError:
     )
 
 
+def _spoil(response: Response, faults: list[Fault]) -> None:
+    """Apply the ``answer_fields`` and ``answer_body`` faults to a success answer."""
+    if not 200 <= response.status < 300 or response.stream is not None:
+        return
+    for fault in faults:
+        if fault.kind == "answer_fields":
+            payload = json.loads(response.body)
+            if isinstance(payload, dict):
+                payload.update(fault.params["fields"])
+                response.body = json.dumps(payload, separators=(",", ":")).encode()
+        elif fault.kind == "answer_body":
+            response.body = fault.params["body"].encode()
+
+
 class App:
     """Turns a :class:`Request` into a :class:`Response`; the HTTP server only moves bytes."""
 
@@ -42,10 +57,12 @@ class App:
         if delay:
             time.sleep(delay)
         response = self._answer(request, lambda: self._route(request, faults))
+        _spoil(response, faults)
         if request.path.startswith(API_PREFIX) and "X-RateLimit-Limit" not in response.headers:
             response.headers.update(self.store.rate_headers())
         response.drop = any(fault.kind == "drop_response" for fault in faults)
         entry.status = None if response.drop else response.status
+        entry.answered_at = time.monotonic()
         return response
 
     def _answer(self, request: Request, handler: Callable[[], Response]) -> Response:

@@ -13,9 +13,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Kinds that act on any request (API or CDN) before it is handled.
+#: Kinds that act on any request (API or CDN) before it is handled, or on its answer.
 REQUEST_KINDS = frozenset(
-    {"latency", "status", "rate_limit", "drop_response", "echo_authorization", "huge_body"}
+    {
+        "latency",
+        "status",
+        "rate_limit",
+        "drop_response",
+        "echo_authorization",
+        "huge_body",
+        "answer_fields",
+        "answer_body",
+    }
 )
 #: Kinds that change what the CDN serves.
 CDN_KINDS = frozenset(
@@ -34,6 +43,8 @@ _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "status": {"status": (int, ...), "code": (str, None)},
     "rate_limit": {"retry_after": (int, 1)},
     "drop_response": {},
+    "answer_fields": {"fields": (dict, ...)},
+    "answer_body": {"body": (str, ...)},
     "job_failure": {
         "code": (str, "upstream_unavailable"),
         "message": (str, "The image model is temporarily unavailable."),

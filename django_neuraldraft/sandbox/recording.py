@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -16,9 +17,15 @@ LOG_LIMIT = 10_000
 
 @dataclass
 class RecordedRequest(Request):
-    """One request the sandbox received; ``status`` is None while in flight or when dropped."""
+    """One request the sandbox received; ``status`` is None while in flight or when dropped.
+
+    ``received_at`` and ``answered_at`` are ``time.monotonic()`` readings, so a
+    test can tell whether two requests were in flight at the same time.
+    """
 
     status: int | None = None
+    received_at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
 
     @cached_property
     def json(self) -> Any:

@@ -7,9 +7,10 @@ a double click ends in the same state as one call.
 
 Each concern has one module: :mod:`.remote` the configured client,
 :mod:`.generation` asking for images, :mod:`.polling` following a job to its
-end, :mod:`.ingest` bringing a finished image into storage and
-:mod:`.versions` which image a key shows and :mod:`.publishing` what an
-editor decides about it (upload, publish, discard).
+end, :mod:`.jobs` a job's transitions, :mod:`.chains` the one chain of task
+messages per job, :mod:`.backoff` the retry policy, :mod:`.ingest` bringing a
+finished image into storage, :mod:`.versions` which image a key shows and
+:mod:`.publishing` what an editor decides about it (upload, publish, discard).
 """
 
 from .generation import (
@@ -20,7 +21,7 @@ from .generation import (
     submit,
 )
 from .ingest import ingest, pull
-from .jobs import fail
+from .jobs import fail, reject_result
 from .polling import (
     PollOutcome,
     cancel,
@@ -51,6 +52,7 @@ __all__ = [
     "publish",
     "pull",
     "refresh_job",
+    "reject_result",
     "request_generation",
     "rollback",
     "schedule_next_poll",

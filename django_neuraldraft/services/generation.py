@@ -1,4 +1,4 @@
-"""Asking Neural Draft for an image: validate, record the Job, then send it once."""
+"""Asking Neural Draft for an image: validate everything, record the Job, then send it once."""
 
 from __future__ import annotations
 
@@ -9,21 +9,25 @@ from typing import Any
 
 from celery import current_app
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from .. import conf
+from .. import conf, limits
 from ..choices import JobStatus, JobType
 from ..client.types import ASPECT_RATIOS
 from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
 from ..models import ImageKey, Job
-from .jobs import fail, mirror
+from .chains import new_token
+from .jobs import fail, mirror, note_failure, permanent_error_code, valid_remote_id
 from .remote import TRANSIENT_ERRORS, get_client
 
 logger = logging.getLogger(__name__)
+
+#: Key of the PostgreSQL advisory lock that serialises budget checks.
+_BUDGET_LOCK_ID = 0x6E64_6275_6467  # "ndbudg"
 
 
 def get_or_create_image_key(key: str) -> ImageKey:
@@ -31,6 +35,66 @@ def get_or_create_image_key(key: str) -> ImageKey:
     validate_image_key(key)
     image_key, _created = ImageKey.objects.get_or_create(key=key)
     return image_key
+
+
+def _check_text(value: Any, field: str, limit: int) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(
+            _("%(field)s must be text.") % {"field": field}, code=f"invalid_{field}"
+        )
+    if "\x00" in value:
+        raise ValidationError(
+            _("%(field)s contains a NUL character.") % {"field": field}, code="null_characters"
+        )
+    if len(value) > limit:
+        raise ValidationError(
+            _("%(field)s has %(length)d characters; at most %(limit)d are allowed.")
+            % {"field": field, "length": len(value), "limit": limit},
+            code=f"{field}_too_long",
+        )
+
+
+def _check_prompt(prompt: Any, key: str) -> str:
+    _check_text(prompt, "prompt", limits.PROMPT_MAX_LENGTH)
+    prompt = prompt.strip()
+    if not prompt:
+        raise ValidationError(
+            _("The image key %(key)s has no prompt; write one first.") % {"key": key},
+            code="empty_prompt",
+        )
+    return prompt
+
+
+def _check_aspect_ratio(aspect_ratio: Any) -> None:
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise ValidationError(
+            _("%(ratio)r is not an aspect ratio Neural Draft knows; use one of %(choices)s.")
+            % {"ratio": aspect_ratio, "choices": ", ".join(ASPECT_RATIOS)},
+            code="aspect_ratio",
+        )
+
+
+def _generation_params(
+    image_key: ImageKey, prompt: str | None, style: str | None, aspect_ratio: str | None
+) -> dict[str, str]:
+    """What will be sent for ``image_key``, validated; nothing is written here."""
+    prompt = _check_prompt(prompt if prompt is not None else image_key.prompt, image_key.key)
+    aspect_ratio = aspect_ratio or image_key.aspect_ratio or conf.default_aspect_ratio()
+    _check_aspect_ratio(aspect_ratio)
+    params = {"prompt": prompt, "aspect_ratio": aspect_ratio, "key": image_key.key}
+    style = (style if style is not None else image_key.style) or conf.default_style()
+    if style:
+        _check_text(style, "style", limits.STYLE_MAX_LENGTH)
+        params["style"] = style
+    return params
+
+
+def _existing_or_new_key(key: ImageKey | str) -> ImageKey:
+    """The key's row if it exists, else an unsaved one: validating must not create it."""
+    if isinstance(key, ImageKey):
+        return key
+    validate_image_key(key)
+    return ImageKey.objects.filter(key=key).first() or ImageKey(key=key)
 
 
 def request_generation(
@@ -43,17 +107,20 @@ def request_generation(
 ) -> Job:
     """Ask for a new image for ``image_key`` and return its local Job.
 
-    Arguments left out come from the key, then from the settings. The Job row
-    is committed, with its idempotency key, before the submit task is queued.
-    While a generation of the key is in flight, that job is returned instead
-    of paying for a second one. Raises ``ValidationError`` for bad input and
-    ``CreditBudgetExceededError`` when the daily budget would be passed.
+    Arguments left out come from the key, then from the settings. Everything
+    is validated before anything is written: a refused call (``ValidationError``
+    for bad input, ``CreditBudgetExceededError`` when the daily budget would be
+    passed) leaves no key, no job and sends nothing. The Job row is committed,
+    with its idempotency key, before the submit task is queued. While a
+    generation of the key is in flight, that job is returned instead of paying
+    for a second one.
     """
-    if isinstance(image_key, str):
-        image_key = get_or_create_image_key(image_key)
+    image_key = _existing_or_new_key(image_key)
     params = _generation_params(image_key, prompt, style, aspect_ratio)
     cost = conf.credits_per_image()
     with transaction.atomic():
+        if image_key.pk is None:
+            image_key, _created = ImageKey.objects.get_or_create(key=image_key.key)
         # Serialises requests for one key on databases with row locks; the
         # partial unique constraint covers the others.
         ImageKey.objects.select_for_update().filter(pk=image_key.pk).first()
@@ -61,6 +128,7 @@ def request_generation(
         if running is not None:
             return running
         _check_budget(cost)
+        token = new_token()
         try:
             with transaction.atomic():
                 job = Job.objects.create(
@@ -70,34 +138,13 @@ def request_generation(
                     idempotency_key=uuid.uuid4().hex,
                     credits=cost,
                     requested_by=requested_by,
+                    chain_token=token,
+                    chain_due_at=timezone.now(),
                 )
         except IntegrityError:
             return image_key.jobs.in_flight().get()
-        transaction.on_commit(lambda: _enqueue("submit_generation", job.pk))
+        transaction.on_commit(lambda: _enqueue("submit_generation", job.pk, token))
     return job
-
-
-def _generation_params(
-    image_key: ImageKey, prompt: str | None, style: str | None, aspect_ratio: str | None
-) -> dict[str, str]:
-    prompt = (prompt if prompt is not None else image_key.prompt).strip()
-    if not prompt:
-        raise ValidationError(
-            _("The image key %(key)s has no prompt; write one first.") % {"key": image_key.key},
-            code="empty_prompt",
-        )
-    aspect_ratio = aspect_ratio or image_key.aspect_ratio or conf.default_aspect_ratio()
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise ValidationError(
-            _("%(ratio)r is not an aspect ratio Neural Draft knows; use one of %(choices)s.")
-            % {"ratio": aspect_ratio, "choices": ", ".join(ASPECT_RATIOS)},
-            code="aspect_ratio",
-        )
-    params = {"prompt": prompt, "aspect_ratio": aspect_ratio, "key": image_key.key}
-    style = (style if style is not None else image_key.style) or conf.default_style()
-    if style:
-        params["style"] = style
-    return params
 
 
 def credits_left_today() -> int | None:
@@ -113,10 +160,27 @@ def _credits_spent_today() -> int:
     return Job.objects.credits_spent_since(midnight)
 
 
+def _serialise_budget_checks() -> None:
+    """Hold, until the transaction ends, the lock every budget check takes first.
+
+    Without it, requesters that read the credits spent at the same moment all
+    see room for one more and all create a job. PostgreSQL takes a
+    transaction-scoped advisory lock; SQLite takes its single write lock,
+    which a write statement acquires even when it matches no row.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_BUDGET_LOCK_ID])
+        elif connection.vendor == "sqlite":
+            table = connection.ops.quote_name(Job._meta.db_table)
+            cursor.execute(f"UPDATE {table} SET id = id WHERE 0")
+
+
 def _check_budget(cost: int) -> None:
     budget = conf.daily_credit_budget()
     if budget is None:
         return
+    _serialise_budget_checks()
     spent = _credits_spent_today()
     if spent + cost > budget:
         raise CreditBudgetExceededError(
@@ -129,14 +193,15 @@ def _check_budget(cost: int) -> None:
         )
 
 
-def _enqueue(task_name: str, job_pk: int, **options: Any) -> None:
+def _enqueue(task_name: str, job_pk: int, token: str, **options: Any) -> None:
     """Queue a task for a committed job; ``BrokerUnavailableError`` if the broker is down.
 
-    The job is in the database either way, and ``sweep_stale_jobs`` queues
-    what was never sent, so the error says so instead of a bare kombu error.
+    The job is in the database either way, and ``sweep_stale_jobs`` restarts
+    the chain of a job nobody follows, so the error says so instead of a bare
+    kombu error.
     """
     try:
-        current_app.send_task(f"neuraldraft.{task_name}", (job_pk,), **options)
+        current_app.send_task(f"neuraldraft.{task_name}", (job_pk,), {"token": token}, **options)
     except (KombuOperationalError, OSError) as err:
         error = BrokerUnavailableError(job_pk, task_name, err)
         logger.warning("%s", error)
@@ -148,11 +213,17 @@ def submit(job: Job) -> Job:
 
     Re-sending is safe: the stored idempotency key makes the API answer with
     the job it created the first time. An error the API will repeat (a bad
-    request, no credits) fails the job; a transient one is raised for the
-    caller to retry later.
+    request, no credits, a malformed answer) fails the job; a transient one is
+    recorded in ``last_error`` and raised for the caller to retry later. A job
+    cancelled before it was sent is not sent; a cancel that arrived while it
+    was being sent is delivered to Neural Draft by
+    :func:`~django_neuraldraft.services.poll_once`.
     """
     job.refresh_from_db()
     if job.remote_id or job.status != JobStatus.PENDING:
+        return job
+    if not Job.objects.start_sending(job.pk):
+        job.refresh_from_db()
         return job
     params = job.params
     try:
@@ -163,15 +234,58 @@ def submit(job: Job) -> Job:
             key=params.get("key"),
             idempotency_key=job.idempotency_key,
         )
-    except TRANSIENT_ERRORS:
+    except TRANSIENT_ERRORS as err:
+        note_failure(job, err)
         raise
     except NeuralDraftError as err:
-        fail(job, err.code or "submit_failed", err.detail or str(err))
+        fail(job, permanent_error_code(err, "submit_failed"), str(err))
+        return job
+    if not valid_remote_id(remote.id):
+        fail(
+            job,
+            "malformed_response",
+            _("Neural Draft answered with a job id that is not one: %(id)r.")
+            % {"id": remote.id[:80]},
+        )
+        return job
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk, remote_id__isnull=True).update(remote_id=remote.id)
+    except IntegrityError:
+        fail(
+            job,
+            "malformed_response",
+            _("Neural Draft answered with the id of another job: %(id)s.") % {"id": remote.id},
+        )
+        return job
+    job.refresh_from_db()
+    if job.is_terminal:
+        _stop_orphan(job, remote.id)
         return job
     initial_delay, _longest = conf.poll_schedule()
-    Job.objects.filter(pk=job.pk, remote_id__isnull=True).update(remote_id=remote.id)
     mirror(job, remote, next_poll_at=timezone.now() + timedelta(seconds=initial_delay))
     return job
+
+
+def _stop_orphan(job: Job, remote_id: str) -> None:
+    """The job ended (timed out) while it was being sent: its remote job must not run on."""
+    try:
+        get_client().cancel_job(remote_id)
+    except NeuralDraftError as err:
+        logger.warning(
+            "Could not cancel remote job %s of ended job %s: %s", remote_id, job.pk, err
+        )
+
+
+def _validate_key_fields(values: dict[str, Any]) -> None:
+    if values.get("prompt") is not None:
+        _check_text(values["prompt"], "prompt", limits.PROMPT_MAX_LENGTH)
+    if values.get("style") is not None:
+        _check_text(values["style"], "style", limits.STYLE_MAX_LENGTH)
+    if values.get("aspect_ratio"):
+        _check_aspect_ratio(values["aspect_ratio"])
+    if values.get("alt_text") is not None:
+        _check_text(values["alt_text"], "alt_text", limits.ALT_TEXT_MAX_LENGTH)
 
 
 def generate(
@@ -185,22 +299,26 @@ def generate(
     """Create ``key`` if needed, remember its prompt, and ask for an image.
 
     The one call site code needs: ``django_neuraldraft.generate("hero.background",
-    prompt="...")``. Returns the Job; the image is bound when the pipeline finishes.
+    prompt="...")``. Returns the Job; the image is bound when the pipeline
+    finishes. Every argument is validated before anything is written, and a
+    refused generation (bad input, budget) leaves the key as it was.
     """
-    image_key = get_or_create_image_key(key)
+    values = {"prompt": prompt, "style": style, "aspect_ratio": aspect_ratio, "alt_text": alt_text}
+    image_key = _existing_or_new_key(key)
+    _validate_key_fields(values)
     changed = {
         name: value
-        for name, value in {
-            "prompt": prompt,
-            "style": style,
-            "aspect_ratio": aspect_ratio,
-            "alt_text": alt_text,
-        }.items()
+        for name, value in values.items()
         if value is not None and getattr(image_key, name) != value
     }
-    if changed:
-        for name, value in changed.items():
-            setattr(image_key, name, value)
-        image_key.full_clean()
-        image_key.save(update_fields=[*changed, "updated_at"])
-    return request_generation(image_key)
+    for name, value in changed.items():
+        setattr(image_key, name, value)
+    _generation_params(image_key, None, None, None)
+    image_key.full_clean(validate_unique=False)
+    with transaction.atomic():
+        stored, _created = ImageKey.objects.get_or_create(key=image_key.key)
+        if changed:
+            for name, value in changed.items():
+                setattr(stored, name, value)
+            stored.save(update_fields=[*changed, "updated_at"])
+        return request_generation(stored)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,26 +15,72 @@ from django.utils.translation import gettext as _
 from .. import conf, renditions
 from ..downloads import DownloadedImage
 from ..exceptions import DownloadError
+from ..limits import SOURCE_URL_MAX_LENGTH
 from ..models import ImageKey, ImageVersion
 from ..signals import image_ready
 from ..storage import ConfiguredStorage
 
+logger = logging.getLogger(__name__)
 
-def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any) -> ImageVersion:
+
+@contextmanager
+def removed_on_failure() -> Iterator[list[str]]:
+    """Yield a list for the names of files written; if the block raises, delete them.
+
+    Wrap it around the transaction that creates the rows pointing at the
+    files, so the files go after the rollback and a failed ingest leaves no
+    orphan in the storage.
+    """
+    written: list[str] = []
+    try:
+        yield written
+    except BaseException:
+        storage = ConfiguredStorage()
+        for name in written:
+            try:
+                storage.delete(name)
+            except Exception:
+                logger.warning("Could not remove %s after a failed ingest.", name, exc_info=True)
+        raise
+
+
+def source_url(url: str) -> str:
+    """``url`` as ImageVersion keeps it: whole if it fits its column, else without its query.
+
+    The query of a signed URL is its token, useless once it has expired;
+    :func:`~.jobs.mirror` refuses a URL whose remainder does not fit.
+    """
+    return url if len(url) <= SOURCE_URL_MAX_LENGTH else url.split("?", 1)[0]
+
+
+def store_version(
+    image_key: ImageKey,
+    image: DownloadedImage,
+    *,
+    written: list[str] | None = None,
+    **provenance: Any,
+) -> ImageVersion:
     """Save the file under its content hash and create the version row.
 
     Content-addressed names make a file immutable (cacheable for a year) and
     make a retry after a crash find the file it already saved, instead of
-    leaving a second copy.
+    leaving a second copy. The name of a file this call wrote (not one it
+    found) is appended to ``written``, for :func:`removed_on_failure`.
     """
     storage = ConfiguredStorage()
     name = f"{conf.upload_to()}/{image_key.key}/{image.sha256}.{image.extension}"
+    url = source_url(image.url)
+    if len(url) > SOURCE_URL_MAX_LENGTH:
+        raise DownloadError(f"The image URL is longer than {SOURCE_URL_MAX_LENGTH} characters.")
     if storage.exists(name) and storage.size(name) != image.bytes:
         storage.delete(name)
     if not storage.exists(name):
         saved = storage.save(name, File(image.file, name=name))
+        if written is not None:
+            written.append(saved)
         if saved != name:
             raise DownloadError(f"The storage renamed {name!r} to {saved!r}.")
+    provenance.setdefault("source_url", url)
     version = ImageVersion.objects.create(
         image_key=image_key,
         file=name,
@@ -41,7 +90,6 @@ def store_version(image_key: ImageKey, image: DownloadedImage, **provenance: Any
         mime_type=image.mime_type,
         sha256=image.sha256,
         dominant_color=image.dominant_color,
-        source_url=image.url,
         **provenance,
     )
     renditions.schedule(version)

@@ -40,6 +40,15 @@ class TestReadOnly:
         assert '<pre class="nd-json">{\n  &quot;aspect_ratio&quot;: &quot;16:9&quot;' in page
         assert "Save" not in page
 
+    def test_a_job_retried_through_an_outage_shows_why(self, admin_client, hero, sandbox):
+        sandbox.set_fault("status", status=503, method="POST", path="/v1/images")
+        job = services.request_generation(hero)
+        services.poll_once(job)
+        page = admin_client.get(change_url(job)).content.decode()
+        assert "Last error" in page
+        assert "ServerError: 503 service_unavailable" in page
+        assert "Failed attempts" in page
+
     def test_no_add_no_edit_no_delete_while_running(self, admin_client, running):
         assert admin_client.get(reverse("admin:neuraldraft_job_add")).status_code == 403
         admin_client.post(change_url(running), {"status": "completed", "progress": 100})

@@ -101,6 +101,17 @@ class TestCancel:
         assert job.status == JobStatus.CANCELLED
         assert sandbox.requests == []
 
+    def test_a_job_sent_without_an_answer_is_cancelled_once_it_has_an_id(self, run, sandbox):
+        job = services.generate("hero.background", prompt="A harbour")
+        sandbox.set_fault("status", status=503, method="POST", path="/v1/images")
+        services.poll_once(job)
+
+        output = run("neuraldraft_cancel", "hero.background")
+
+        assert "as soon as its id is known" in output
+        job.refresh_from_db()
+        assert (job.status, job.cancel_requested_at is not None) == (JobStatus.PENDING, True)
+
     def test_a_finished_job_exits_1(self, run, make_image):
         version = make_image("hero.background")
 

@@ -57,6 +57,24 @@ class TestRequestFaults:
         api.server.set_fault("status", status=422, count=1)
         assert api.get("/projects/me").json()["errors"] == {}
 
+    def test_answer_fields_spoil_a_success_answer(self, api):
+        job_id = api.post("/images", json={"prompt": "x"}).json()["id"]
+        api.server.set_fault(
+            "answer_fields", count=1, path="/v1/jobs/", fields={"status": "queued", "progress": -1}
+        )
+        spoiled = api.get(f"/jobs/{job_id}").json()
+        assert (spoiled["id"], spoiled["status"], spoiled["progress"]) == (job_id, "queued", -1)
+        assert api.get(f"/jobs/{job_id}").json()["status"] != "queued"
+
+    def test_answer_body_replaces_a_success_body(self, api):
+        api.server.set_fault("answer_body", count=1, body="<html>proxy</html>")
+        response = api.get("/projects/me")
+        assert (response.status_code, response.text) == (200, "<html>proxy</html>")
+
+    def test_answer_faults_leave_error_answers_alone(self, api):
+        api.server.set_fault("answer_body", body="<html>proxy</html>")
+        assert api.get("/jobs/job_unknown").json()["code"] == "not_found"
+
     def test_method_and_path_narrow_a_fault(self, api):
         api.server.set_fault("status", status=500, method="post", path="/v1/images")
         assert api.get("/projects/me").status_code == 200

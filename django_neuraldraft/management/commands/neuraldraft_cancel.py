@@ -30,6 +30,15 @@ class Command(BaseCommand):
             raise CommandError(
                 _("Neural Draft did not cancel %(job)s: %(error)s") % {"job": job, "error": err}
             ) from err
+        if not job.is_terminal and job.cancel_requested_at is not None:
+            self.stdout.write(
+                _(
+                    "Job %(job)s is being sent; it will be cancelled at Neural Draft as soon "
+                    "as its id is known."
+                )
+                % {"job": job}
+            )
+            return
         if job.status != JobStatus.CANCELLED:
             raise CommandError(
                 _("Job %(job)s had already ended: %(status)s.")
