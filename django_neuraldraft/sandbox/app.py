@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from django_neuraldraft.sandbox import api, cdn, control, hostile
 from django_neuraldraft.sandbox.auth import authentication_failure
@@ -41,6 +42,20 @@ def _spoil(response: Response, faults: list[Fault]) -> None:
                 response.body = json.dumps(payload, separators=(",", ":")).encode()
         elif fault.kind == "answer_body":
             response.body = fault.params["body"].encode()
+
+
+def _injected_status(params: dict[str, Any]) -> ProblemError:
+    status = params["status"]
+    headers = {"Retry-After": "1"} if status == 429 else {}
+    if params["request_id"] is not None:
+        # Sent as UTF-8 bytes, as a broken proxy would; the header writer speaks latin-1.
+        headers["X-Request-Id"] = params["request_id"].encode("utf-8").decode("latin-1")
+    return ProblemError(
+        status,
+        params["detail"] if params["detail"] is not None else f"Injected fault: status {status}.",
+        code=params["code"],
+        headers=headers,
+    )
 
 
 class App:
@@ -80,18 +95,11 @@ class App:
     def _route(self, request: Request, faults: list[Fault]) -> Response:
         for fault in faults:
             if fault.kind == "status":
-                status = fault.params["status"]
-                retry = {"Retry-After": "1"} if status == 429 else {}
-                raise ProblemError(
-                    status,
-                    f"Injected fault: status {status}.",
-                    code=fault.params["code"],
-                    headers=retry,
-                )
+                raise _injected_status(fault.params)
             if fault.kind == "rate_limit":
                 raise _rate_limited(fault.params["retry_after"], {})
             if fault.kind == "echo_authorization":
-                raise hostile.echo_authorization(fault, request)
+                return hostile.echo_authorization(fault, request)
             if fault.kind == "huge_body":
                 return hostile.huge_body(fault)
         if request.path.startswith(API_PREFIX):

@@ -34,13 +34,22 @@ CDN_KINDS = frozenset(
 HOSTILE_IMAGES = frozenset(
     {"text_bomb", "icc_bomb", "animated_gif", "animated_png", "animated_webp", "tiff"}
 )
+#: Where an ``echo_authorization`` fault repeats the key, by ``into``.
+ECHO_PLACES = frozenset({"detail", "headers", "job"})
+#: What a ``huge_body`` fault's JSON is made of, by ``shape``.
+HUGE_SHAPES = frozenset({"padding", "nested"})
 #: Kinds baked into a job when it is created.
 JOB_KINDS = frozenset({"job_failure", "result_url"})
 
 #: Parameter name -> (type, default) per kind; ``...`` marks a required parameter.
 _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "latency": {"seconds": (float, ...)},
-    "status": {"status": (int, ...), "code": (str, None)},
+    "status": {
+        "status": (int, ...),
+        "code": (str, None),
+        "detail": (str, None),
+        "request_id": (str, None),
+    },
     "rate_limit": {"retry_after": (int, 1)},
     "drop_response": {},
     "answer_fields": {"fields": (dict, ...)},
@@ -53,13 +62,20 @@ _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "oversized_image": {"width": (int, None), "height": (int, None), "bytes": (int, None)},
     "wrong_content_type": {},
     "result_url": {"url": (str, ...)},
-    "echo_authorization": {"status": (int, 401)},
-    "huge_body": {"bytes": (int, ...)},
+    "echo_authorization": {"status": (int, 401), "into": (str, "detail")},
+    "huge_body": {"bytes": (int, ...), "shape": (str, "padding")},
     "redirect": {"location": (str, ...), "status": (int, 302)},
     "hostile_image": {"variant": (str, ...)},
 }
 
 KINDS = tuple(_PARAMETERS)
+
+#: Parameters that take one of a few values, per kind.
+_CHOICES: dict[str, dict[str, frozenset[str]]] = {
+    "echo_authorization": {"into": ECHO_PLACES},
+    "huge_body": {"shape": HUGE_SHAPES},
+    "hostile_image": {"variant": HOSTILE_IMAGES},
+}
 
 
 class FaultError(ValueError):
@@ -159,9 +175,12 @@ def _check_values(kind: str, values: dict[str, Any]) -> None:
             raise FaultError("location", "redirect fault: location cannot hold a line break.")
     if kind == "huge_body" and values["bytes"] < 1:
         raise FaultError("bytes", "huge_body fault: bytes must be positive.")
-    if kind == "hostile_image" and values["variant"] not in HOSTILE_IMAGES:
-        known = ", ".join(sorted(HOSTILE_IMAGES))
-        raise FaultError("variant", f"hostile_image fault: variant is one of {known}.")
+    if kind == "status" and any(char in (values["request_id"] or "") for char in "\r\n"):
+        raise FaultError("request_id", "status fault: request_id cannot hold a line break.")
+    for name, choices in _CHOICES.get(kind, {}).items():
+        if values[name] not in choices:
+            known = ", ".join(sorted(choices))
+            raise FaultError(name, f"{kind} fault: {name} is one of {known}.")
 
 
 def _check_oversized(values: dict[str, Any]) -> None:

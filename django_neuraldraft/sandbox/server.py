@@ -130,7 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, response: Response, request_id: str) -> None:
         self.send_response(response.status)
-        self.send_header("X-Request-Id", request_id)
+        if "X-Request-Id" not in response.headers:
+            self.send_header("X-Request-Id", request_id)
         for name, value in response.headers.items():
             self.send_header(name, value)
         if response.stream is not None:

@@ -53,6 +53,27 @@ class TestRequestFaults:
         assert response.json()["code"] == "out_of_credits"
         assert api.server.jobs == {}
 
+    def test_status_with_a_hostile_detail_and_request_id(self, api):
+        api.server.set_fault(
+            "status", status=500, detail="\x1b[2J", request_id="r\u00e9q", count=1
+        )
+        response = api.get("/projects/me")
+        assert response.json()["detail"] == "\x1b[2J"
+        assert response.headers["X-Request-Id"].encode("latin-1").decode() == "r\u00e9q"
+
+    @pytest.mark.parametrize("into", ["detail", "headers", "job"])
+    def test_echo_authorization_repeats_the_key(self, api, into):
+        api.server.set_fault("echo_authorization", into=into, count=1)
+        response = api.get("/jobs/job_1")
+        key = api.session.headers["Authorization"]
+        assert key in response.text + str(response.headers)
+        assert response.status_code == (200 if into == "job" else 401)
+
+    def test_huge_body_nested(self, api):
+        fault = api.server.set_fault("huge_body", bytes=10, shape="nested", count=1)
+        assert api.get("/projects/me").content == b"[[[[[]]]]]"
+        assert fault.served == 10
+
     def test_status_422_still_has_an_errors_map(self, api):
         api.server.set_fault("status", status=422, count=1)
         assert api.get("/projects/me").json()["errors"] == {}
@@ -205,6 +226,9 @@ class TestValidation:
             ("oversized_image", {"width": 10}, "width= and height="),
             ("oversized_image", {"width": 10, "height": 10, "bytes": 5}, "width= and height="),
             ("result_url", {}, "url"),
+            ("huge_body", {"bytes": 9, "shape": "round"}, "shape is one of"),
+            ("echo_authorization", {"into": "body"}, "into is one of"),
+            ("status", {"status": 500, "request_id": "a\nb"}, "line break"),
             ("drop_response", {"count": 0}, "count"),
             ("drop_response", {"path": "v1"}, "path"),
         ],
