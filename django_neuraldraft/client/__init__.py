@@ -451,7 +451,7 @@ class NeuralDraftClient:
                 headers["Last-Event-ID"] = last_event_id
             response = self._send(APIRequest("GET", url, headers=headers, stream=True))
             try:
-                for event in _events(response):
+                for event in _events(response, self._api_key):
                     attempt = 0
                     last_event_id = event.id or last_event_id
                     yield event
@@ -476,7 +476,7 @@ class NeuralDraftClient:
             attempt += 1
 
 
-def _events(response: requests.Response) -> Iterator[JobEvent]:
+def _events(response: requests.Response, secret: str) -> Iterator[JobEvent]:
     """Return the events of a streamed body, each as soon as its bytes arrive.
 
     ``iter_content(None)`` would wait for the end of a body that is not
@@ -488,4 +488,4 @@ def _events(response: requests.Response) -> Iterator[JobEvent]:
         chunks: Iterator[bytes] = response.iter_content(chunk_size=1)
     else:
         chunks = iter(lambda: read1(_STREAM_CHUNK), b"")
-    return iter_events(chunks)
+    return iter_events(chunks, secret)

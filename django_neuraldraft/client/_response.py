@@ -7,6 +7,7 @@ broken server cannot make the client buffer more than that.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import requests
@@ -19,6 +20,7 @@ from .errors import (
     ResponseTooLargeError,
     error_for_response,
     redact,
+    scrub,
 )
 
 #: An error body is only read this far: enough for any problem document,
@@ -28,6 +30,10 @@ _ERROR_BODY_LIMIT = 64 * 1024
 #: with its steps) is a few KB.
 MAX_JSON_BYTES = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
+#: Deepest nesting of arrays and objects read from an answer; the API's deepest
+#: documented answer (a problem document's ``errors``) nests three levels.
+MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def request_id(response: requests.Response) -> str | None:
@@ -74,15 +80,47 @@ def _too_large(
     )
 
 
+def parse_json(content: bytes, secret: str) -> Any:
+    """Parse an answer's JSON as nothing downstream can choke on, the key masked in it.
+
+    Raises ``ValueError`` for what is not strict JSON of plain values:
+    ``NaN`` and ``Infinity`` (no database column takes them), nesting deeper
+    than :data:`MAX_JSON_DEPTH` (``json`` would raise ``RecursionError``,
+    and every later walk of the value too). Lone surrogates, which no
+    UTF-8 encoder takes, become U+FFFD.
+    """
+    try:
+        value = json.loads(content, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    return scrub(_plain(value, 0), secret)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _plain(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if not isinstance(value, (dict, list)):
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, list):
+        return [_plain(item, depth + 1) for item in value]
+    return {_plain(name, depth + 1): _plain(item, depth + 1) for name, item in value.items()}
+
+
 def json_body(response: requests.Response, method: str, secret: str) -> Any:
     """Return the parsed JSON of a success answer; MalformedResponseError if it is not JSON."""
     content = read_bounded(response, MAX_JSON_BYTES, method, secret)
     try:
-        return json.loads(content)
-    except ValueError:
+        return parse_json(content, secret)
+    except ValueError as err:
         raise MalformedResponseError(
-            f"Expected JSON, got {response.headers.get('Content-Type') or 'no content type'}: "
-            f"{redact(repr(content[:100]), secret)}",
+            f"Expected JSON, got {response.headers.get('Content-Type') or 'no content type'} "
+            f"({err}): {redact(repr(content[:100]), secret)}",
             status=response.status_code,
             request_id=request_id(response),
             method=method,
@@ -96,7 +134,7 @@ def api_error(response: requests.Response, method: str, secret: str) -> APIError
     """Build the typed error for an error answer, reading at most 64 KiB of its body."""
     raw = next(response.iter_content(_ERROR_BODY_LIMIT), b"")
     try:
-        body: Any = json.loads(raw)
+        body: Any = parse_json(raw, secret)
     except ValueError:
         body = raw.decode("utf-8", errors="replace")
     return error_for_response(

@@ -8,14 +8,18 @@ chunks into two line ends and so dispatches events early.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from collections.abc import Iterable, Iterator
 
+from ._response import parse_json
 from .errors import MalformedResponseError
 from .types import JobEvent
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
+#: Longest line, and most data in one event, read from a stream: an event of
+#: the API is well under 1 KB, and a server that never ends a line or an event
+#: must not make the parser hold more.
+MAX_EVENT_CHARS = 64 * 1024
 
 
 class EventStreamParser:
@@ -27,12 +31,15 @@ class EventStreamParser:
     Each event's data must be a JSON object, else MalformedResponseError.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str = "") -> None:
+        #: The API key, masked wherever an event's data repeats it.
+        self._secret = secret
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
         self._started = False
         self._event = ""
         self._data: list[str] = []
+        self._size = 0
         self.last_event_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[JobEvent]:
@@ -45,6 +52,10 @@ class EventStreamParser:
         held = "\r" if text.endswith("\r") else ""
         lines = _LINE_END.split(text[: len(text) - len(held)])
         self._pending = lines.pop() + held
+        if len(self._pending) > MAX_EVENT_CHARS:
+            raise MalformedResponseError(
+                f"A stream line is longer than {MAX_EVENT_CHARS} characters."
+            )
         return self._process(lines)
 
     def close(self) -> list[JobEvent]:
@@ -71,6 +82,11 @@ class EventStreamParser:
         value = value.removeprefix(" ")
         if name == "data":
             self._data.append(value)
+            self._size += len(value) + 1
+            if self._size > MAX_EVENT_CHARS:
+                raise MalformedResponseError(
+                    f"A stream event holds more than {MAX_EVENT_CHARS} characters of data."
+                )
         elif name == "event":
             self._event = value
         elif name == "id" and "\0" not in value:
@@ -80,21 +96,21 @@ class EventStreamParser:
         event, self._event = self._event or "message", ""
         if not self._data:
             return None
-        text, self._data = "\n".join(self._data), []
+        text, self._data, self._size = "\n".join(self._data), [], 0
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = parse_json(text.encode(), self._secret)
+        except ValueError as err:
             raise MalformedResponseError(
-                f"Stream event {event!r} data is not JSON: {text[:100]!r}"
+                f"Stream event {event!r:.100} data is not JSON ({err}): {text[:100]!r}"
             ) from None
         if not isinstance(data, dict):
             raise MalformedResponseError(f"Stream event {event!r} data is not a JSON object.")
         return JobEvent(event=event, data=data, id=self.last_event_id)
 
 
-def iter_events(chunks: Iterable[bytes]) -> Iterator[JobEvent]:
+def iter_events(chunks: Iterable[bytes], secret: str = "") -> Iterator[JobEvent]:
     """Yield the events of a whole stream given as byte chunks of any size."""
-    parser = EventStreamParser()
+    parser = EventStreamParser(secret)
     for chunk in chunks:
         yield from parser.feed(chunk)
     yield from parser.close()

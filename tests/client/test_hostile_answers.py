@@ -1,0 +1,84 @@
+"""Answers no well-behaved API sends: whatever their shape, the client raises a NeuralDraftError.
+
+Each answer comes from the sandbox's fault injection (or, for bytes it cannot
+send, a local server), over loopback HTTP; none may escape as a bare
+``RecursionError`` or ``ValueError``, reach a caller as a value a database
+refuses, or keep the raw key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from django_neuraldraft.client import (
+    AuthenticationError,
+    MalformedResponseError,
+    NeuralDraftClient,
+)
+
+from .local_http import send
+
+JOB = {
+    "id": "job_1",
+    "type": "image.generate",
+    "status": "processing",
+    "created_at": "2026-04-19T10:14:22Z",
+}
+
+
+class TestJSONParsedAsNothingDownstreamChokesOn:
+    def test_json_nested_too_deep_for_a_recursive_parser_is_malformed(self, client, sandbox):
+        sandbox.set_fault("huge_body", bytes=200_000, shape="nested", path="/v1/jobs/")
+        with pytest.raises(MalformedResponseError, match="nested deeper than 32 levels"):
+            client.get_job("job_1")
+
+    def test_an_error_body_nested_too_deep_still_gives_the_status_error(
+        self, api_key, local_server
+    ):
+        body = b"[" * 50_000 + b"]" * 50_000
+        local_server.routes["/v1/jobs/job_1"] = lambda h: send(
+            h, 401, body[:60_000], {"Content-Type": "application/problem+json"}
+        )
+        with NeuralDraftClient(api_key, local_server.url("/v1"), max_retries=0) as api:
+            with pytest.raises(AuthenticationError):
+                api.get_job("job_1")
+
+    @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+    def test_nan_and_infinity_are_malformed(self, constant, api_key, local_server):
+        body = json.dumps(JOB)[:-1].encode() + b', "score": %s}' % constant.encode()
+        local_server.routes["/v1/jobs/job_1"] = lambda h: send(
+            h, 200, body, {"Content-Type": "application/json"}
+        )
+        with NeuralDraftClient(api_key, local_server.url("/v1"), max_retries=0) as api:
+            with pytest.raises(MalformedResponseError, match=f"{constant} is not a JSON value"):
+                api.get_job("job_1")
+
+    def test_a_lone_surrogate_becomes_a_replacement_character(self, api_key, local_server):
+        body = json.dumps({**JOB, "message": "half \\ud83d a pair"}).replace("\\\\", "\\")
+        local_server.routes["/v1/jobs/job_1"] = lambda h: send(
+            h, 200, body.encode(), {"Content-Type": "application/json"}
+        )
+        with NeuralDraftClient(api_key, local_server.url("/v1"), max_retries=0) as api:
+            job = api.get_job("job_1")
+        assert job.message == "half \ufffd a pair"
+        job.message.encode("utf-8")
+
+
+class TestTheKeyInSuccessAnswers:
+    def test_a_job_that_repeats_the_key_holds_it_nowhere(self, client, sandbox, api_key):
+        sandbox.set_fault("echo_authorization", into="job", path="/v1/jobs/", count=1)
+        job = client.get_job("job_1")
+        assert api_key in sandbox.requests[-1].headers["Authorization"]
+        assert job.status == "failed"
+        assert api_key not in repr(job) + repr(job.raw)
+        assert "ndsk_test_…" in job.error.message
+
+
+class TestEventStreamsAreBounded:
+    def test_a_stream_that_never_ends_a_line_is_refused(self, client, sandbox):
+        fault = sandbox.set_fault("huge_body", bytes=50_000_000, path="/v1/jobs/job_1/stream")
+        with pytest.raises(MalformedResponseError, match="longer than 65536 characters"):
+            next(client.stream_job("job_1"))
+        assert fault.served < 50_000_000 // 8
