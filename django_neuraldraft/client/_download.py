@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 import requests
 
 from ._pinning import pinned_session, resolve
-from ._response import api_error, hide_authorization
+from ._response import api_error, declared_length, hide_authorization
 from .errors import (
     DownloadError,
     DownloadRefusedError,
@@ -157,8 +157,8 @@ def _get(
 
 
 def _write(response: requests.Response, url: str, dest: BinaryIO, max_bytes: int) -> DownloadInfo:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = declared_length(response)
+    if declared is not None and declared > max_bytes:
         raise DownloadTooLargeError(
             f"Content-Length {declared} exceeds the {max_bytes}-byte limit.",
             status=response.status_code,

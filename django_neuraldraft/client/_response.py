@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import requests
@@ -40,6 +41,18 @@ def request_id(response: requests.Response) -> str | None:
     return response.headers.get("X-Request-Id")
 
 
+def declared_length(response: requests.Response) -> int | None:
+    """Return the ``Content-Length`` an answer declares, or ``None`` if it declares none we read.
+
+    Only ASCII digits count (``str.isdigit`` accepts ``"²"``, which ``int``
+    refuses); a length of more than 18 digits is read as larger than anything.
+    """
+    declared = response.headers.get("Content-Length", "").strip()
+    if not (declared.isascii() and declared.isdigit()):
+        return None
+    return int(declared) if len(declared) <= 18 else sys.maxsize
+
+
 def hide_authorization(response: requests.Response, secret: str) -> None:
     """Mask the key in the sent request that ``response`` keeps, before anything holds it."""
     sent = response.request
@@ -53,8 +66,8 @@ def read_bounded(response: requests.Response, limit: int, method: str, secret: s
     A ``Content-Length`` over the limit is refused before a byte of the body
     is read; without one, reading stops one chunk past the limit.
     """
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = declared_length(response)
+    if declared is not None and declared > limit:
         raise _too_large(response, method, f"Content-Length {declared}", limit, secret)
     body = bytearray()
     for chunk in response.iter_content(_CHUNK):

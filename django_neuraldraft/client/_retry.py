@@ -19,7 +19,8 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time) -> 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # str.isdigit() is true of "²" too, which float() refuses: ASCII digits only.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

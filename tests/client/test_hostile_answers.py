@@ -8,6 +8,7 @@ refuses, or keep the raw key.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -16,6 +17,8 @@ from django_neuraldraft.client import (
     AuthenticationError,
     MalformedResponseError,
     NeuralDraftClient,
+    NeuralDraftError,
+    RateLimitedError,
 )
 
 from .local_http import send
@@ -82,3 +85,36 @@ class TestEventStreamsAreBounded:
         with pytest.raises(MalformedResponseError, match="longer than 65536 characters"):
             next(client.stream_job("job_1"))
         assert fault.served < 50_000_000 // 8
+
+
+class TestNumbersInHeaders:
+    """Header values the sandbox does not send: a local server writes them byte for byte.
+
+    ``"\\xb2"`` is ``²`` in latin-1, the charset http.client reads headers in:
+    ``str.isdigit`` takes it for a digit, ``int`` and ``float`` do not.
+    """
+
+    @pytest.mark.parametrize("length", ["\xb2", "\xb9\xb2", "9" * 5000])
+    def test_a_content_length_that_is_no_ascii_number(self, length, api_key, local_server):
+        local_server.routes["/v1/jobs/job_1"] = lambda h: send(
+            h,
+            200,
+            b"{}",
+            {"Content-Type": "application/json", "Content-Length": length},
+            length=False,
+        )
+        local_server.routes["/cdn/x.png"] = local_server.routes["/v1/jobs/job_1"]
+        with NeuralDraftClient(api_key, local_server.url("/v1"), max_retries=0) as api:
+            with pytest.raises(NeuralDraftError):
+                api.get_job("job_1")
+            with pytest.raises(NeuralDraftError):
+                api.download(local_server.url("/cdn/x.png"), io.BytesIO(), max_bytes=1)
+
+    def test_a_retry_after_that_is_no_ascii_number(self, api_key, local_server):
+        local_server.routes["/v1/jobs/job_1"] = lambda h: send(
+            h, 429, b"{}", {"Content-Type": "application/json", "Retry-After": "\xb2"}
+        )
+        with NeuralDraftClient(api_key, local_server.url("/v1"), max_retries=0) as api:
+            with pytest.raises(RateLimitedError) as caught:
+                api.get_job("job_1")
+        assert caught.value.retry_after is None
