@@ -365,7 +365,7 @@ class NeuralDraftClient:
                 return parse(json_body(response, request.method, self._api_key))
         except MalformedResponseError as err:
             err.status = response.status_code
-            err.request_id = request_id(response)
+            err.request_id = request_id(response, self._api_key)
             err.method = request.method
             err.url = request.url
             err.response = response
@@ -392,7 +392,7 @@ class NeuralDraftClient:
             else:
                 hide_authorization(response, self._api_key)
                 if logger.isEnabledFor(logging.DEBUG):
-                    self._log_response(request, response)
+                    self._log_response(request, response, self._api_key)
                 if response.status_code < 300:
                     return response
                 if response.status_code < 400:
@@ -414,7 +414,7 @@ class NeuralDraftClient:
             "API calls never follow redirects (the key would go with them): point "
             "base_url at the final address.",
             status=response.status_code,
-            request_id=request_id(response),
+            request_id=request_id(response, self._api_key),
             method=request.method,
             url=request.url,
             secret=self._api_key,
@@ -433,13 +433,13 @@ class NeuralDraftClient:
         )
 
     @staticmethod
-    def _log_response(request: APIRequest, response: requests.Response) -> None:
+    def _log_response(request: APIRequest, response: requests.Response, secret: str) -> None:
         logger.debug(
             "%s %s -> %s (%s) in %.1f ms",
             request.method,
             urlsplit(request.url).path,
             response.status_code,
-            request_id(response),
+            request_id(response, secret),
             response.elapsed.total_seconds() * 1000,
         )
 
@@ -466,7 +466,7 @@ class NeuralDraftClient:
                 f"Stream ended before a done or error event: {cause or 'connection closed'}",
                 method="GET",
                 url=url,
-                request_id=request_id(response),
+                request_id=request_id(response, self._api_key),
             )
             delay = self.retry_policy.delay(error, attempt)
             if delay is None:

@@ -16,12 +16,14 @@ import requests
 from ._retry import parse_retry_after
 from .credentials import mask_api_key
 from .errors import (
+    SHORT_TEXT_LIMIT,
     APIError,
     MalformedResponseError,
     ResponseTooLargeError,
     error_for_response,
     redact,
     scrub,
+    shown,
 )
 
 #: An error body is only read this far: enough for any problem document,
@@ -37,8 +39,9 @@ MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def request_id(response: requests.Response) -> str | None:
-    return response.headers.get("X-Request-Id")
+def request_id(response: requests.Response, secret: str | None = None) -> str | None:
+    """The answer's ``X-Request-Id``, as safe to log as any text from an answer."""
+    return shown(response.headers.get("X-Request-Id"), secret, SHORT_TEXT_LIMIT)
 
 
 def declared_length(response: requests.Response) -> int | None:
@@ -54,10 +57,17 @@ def declared_length(response: requests.Response) -> int | None:
 
 
 def hide_authorization(response: requests.Response, secret: str) -> None:
-    """Mask the key in the sent request that ``response`` keeps, before anything holds it."""
+    """Mask the key in the sent request that ``response`` keeps, and in any header echoing it.
+
+    Done before anything holds the response (an error keeps it as
+    ``response``), so neither its request nor its headers show the key.
+    """
     sent = response.request
     if sent is not None and "Authorization" in sent.headers:
         sent.headers["Authorization"] = f"Bearer {mask_api_key(secret)}"
+    for name, value in response.headers.items():
+        if secret in value:
+            response.headers[name] = redact(value, secret)
 
 
 def read_bounded(response: requests.Response, limit: int, method: str, secret: str) -> bytes:
@@ -85,7 +95,7 @@ def _too_large(
         f"{what} of {response.headers.get('Content-Type') or 'body'}: the answer is refused "
         f"past {limit} bytes.",
         status=response.status_code,
-        request_id=request_id(response),
+        request_id=request_id(response, secret),
         method=method,
         url=response.url,
         response=response,
@@ -135,7 +145,7 @@ def json_body(response: requests.Response, method: str, secret: str) -> Any:
             f"Expected JSON, got {response.headers.get('Content-Type') or 'no content type'} "
             f"({err}): {redact(repr(content[:100]), secret)}",
             status=response.status_code,
-            request_id=request_id(response),
+            request_id=request_id(response, secret),
             method=method,
             url=response.url,
             response=response,
@@ -153,7 +163,7 @@ def api_error(response: requests.Response, method: str, secret: str) -> APIError
     return error_for_response(
         response.status_code,
         body,
-        request_id=request_id(response),
+        request_id=request_id(response, secret),
         method=method,
         url=response.url,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),

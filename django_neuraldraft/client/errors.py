@@ -6,6 +6,7 @@ the API docs say those are for humans and may change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,29 @@ from .credentials import API_KEY_PATTERN, mask_api_key
 
 #: Longest slice of a non-JSON error body kept as ``detail``.
 _DETAIL_LIMIT = 200
+#: Longest text kept from an answer, per attribute: ``message`` and ``detail``,
+#: and the short ones (``code``, ``title``, ``type``, ``request_id``).
+TEXT_LIMIT = 1000
+SHORT_TEXT_LIMIT = 200
+#: Characters that would act on a terminal or a log file rather than be read:
+#: C0 and C1 controls (line breaks and ANSI escapes among them), zero-width and
+#: bidirectional formatting characters.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str, limit: int) -> str:
+    """Return ``text`` on one line, its control characters written as escapes, cut at ``limit``.
+
+    What a server sends ends up in log records, terminals and admin pages: an
+    ANSI escape or a line break there could forge a log line or hide text.
+    """
+    text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(text: Any, secret: str | None, limit: int) -> Any:
+    """Text from an answer as an error keeps it: key masked, printable, bounded; else as is."""
+    return printable(redact(text, secret), limit) if isinstance(text, str) else text
 
 
 def redact(text: str, secret: str | None = None) -> str:
@@ -85,13 +109,14 @@ class NeuralDraftError(Exception):
         response: Any = None,
         secret: str | None = None,
     ) -> None:
-        message, detail = scrub(message, secret), scrub(detail, secret)
+        message = shown(message, secret, TEXT_LIMIT)
+        detail = shown(detail, secret, TEXT_LIMIT)
         super().__init__(message)
         self.message = message
         self.status = status
-        self.code = code
+        self.code = shown(code, secret, SHORT_TEXT_LIMIT)
         self.detail = detail
-        self.request_id = scrub(request_id, secret)
+        self.request_id = shown(request_id, secret, SHORT_TEXT_LIMIT)
         self.method = method
         self.url = scrub(url, secret)
         self.response = response
@@ -110,7 +135,7 @@ class NeuralDraftError(Exception):
         if self.request_id:
             context.append(f"request {self.request_id}")
         suffix = f" ({', '.join(context)})" if context else ""
-        return redact(self.describe() + suffix)
+        return printable(redact(self.describe() + suffix), 2 * TEXT_LIMIT)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -146,8 +171,8 @@ class APIError(NeuralDraftError):
         super().__init__(message, **context)
         secret = context.get("secret")
         self.problem = scrub(problem, secret)
-        self.title = scrub(title, secret)
-        self.type = scrub(type, secret)
+        self.title = shown(title, secret, SHORT_TEXT_LIMIT)
+        self.type = shown(type, secret, SHORT_TEXT_LIMIT)
 
 
 class BadRequestError(APIError):

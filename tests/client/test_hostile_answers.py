@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 
 from django_neuraldraft.client import (
+    APIError,
     AuthenticationError,
     MalformedResponseError,
     NeuralDraftClient,
@@ -118,3 +120,28 @@ class TestNumbersInHeaders:
             with pytest.raises(RateLimitedError) as caught:
                 api.get_job("job_1")
         assert caught.value.retry_after is None
+
+
+class TestTextFromAnswersIsBoundedAndPrintable:
+    def test_a_key_echoed_in_headers_is_in_no_log_and_no_error(self, client, sandbox, caplog):
+        sandbox.set_fault("echo_authorization", into="headers", count=1)
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(AuthenticationError) as caught:
+            client.get_job("job_1")
+        key = sandbox.requests[-1].headers["Authorization"].removeprefix("Bearer ")
+        assert "ndsk_test_…" in caught.value.request_id
+        held = [caplog.text, repr(vars(caught.value)), repr(caught.value.response.headers)]
+        assert [text for text in held if key in text] == []
+
+    def test_escape_sequences_and_megabytes_are_neither_kept_nor_shown(self, client, sandbox):
+        hostile = "\x1b]0;owned\x07\x1b[2J\r\nFAKE\u2066" + "x" * 60_000
+        request_id = hostile.replace("\r\n", " ")
+        sandbox.set_fault("status", status=409, detail=hostile, request_id=request_id, count=1)
+        with pytest.raises(APIError) as caught:
+            client.get_job("job_1")
+        error = caught.value
+        for text in (str(error), error.detail, error.request_id, error.message):
+            assert not any(char in text for char in "\x1b\x07\r\n\u2066")
+        assert "\\x1b[2J\\r\\nFAKE" in error.detail
+        assert len(error.detail) <= 1000 and len(error.request_id) <= 200
+        assert len(str(error)) <= 2000
