@@ -13,7 +13,7 @@ from typing import IO, cast
 
 from PIL import Image, UnidentifiedImageError
 
-from .client import NeuralDraftClient
+from .client import DOWNLOAD_SECONDS, NeuralDraftClient
 from .client._pinning import resolve as client_resolve
 from .client.urls import HTTPURL, IPAddress
 from .exceptions import DownloadRefusedError, InvalidImageError
@@ -174,16 +174,20 @@ def fetch_image(
     policy: DownloadPolicy,
     max_bytes: int,
     max_pixels: int,
+    max_seconds: float = DOWNLOAD_SECONDS,
 ) -> Iterator[DownloadedImage]:
     """Download ``url`` and yield it verified; the temporary file is gone on exit.
 
     The body never sits whole in memory, and the file is anonymous, so a
     worker killed mid-download leaves nothing behind. Raises a
     ``DownloadError`` subclass for a refused URL, an oversized body or bytes
-    that are not a JPEG, PNG, WebP or GIF image within ``max_pixels``.
+    that are not a JPEG, PNG, WebP or GIF image within ``max_pixels``, and
+    DownloadError for a download that takes longer than ``max_seconds``.
     """
     with tempfile.TemporaryFile(prefix="neuraldraft-") as file:
-        info = client.download(url, file, max_bytes=max_bytes, policy=policy)
+        info = client.download(
+            url, file, max_bytes=max_bytes, policy=policy, max_seconds=max_seconds
+        )
         content_type = (info.content_type or "").split(";", 1)[0].strip().lower()
         if content_type and not content_type.startswith(_ACCEPTED_CONTENT_TYPES):
             raise InvalidImageError(

@@ -62,6 +62,7 @@ from .urls import HTTPURL, UnsafeURLError, parse_http_url
 __all__ = [
     "ASPECT_RATIOS",
     "DEFAULT_BASE_URL",
+    "DOWNLOAD_SECONDS",
     "HTTPURL",
     "JOB_STATUSES",
     "JOB_TYPES",
@@ -100,6 +101,8 @@ __all__ = [
 logger = logging.getLogger("django_neuraldraft.client")
 
 DEFAULT_BASE_URL = "https://api.neuraldraft.io/v1"
+#: Longest a download may take, all redirects included, unless the caller says otherwise.
+DOWNLOAD_SECONDS = 300.0
 
 #: Failures that may pass if the same request is sent again.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout)
@@ -324,6 +327,7 @@ class NeuralDraftClient:
         *,
         max_bytes: int,
         policy: Policy | None = None,
+        max_seconds: float = DOWNLOAD_SECONDS,
     ) -> DownloadInfo:
         """Stream ``url`` into ``dest_fileobj``, never holding the whole body in memory.
 
@@ -342,12 +346,15 @@ class NeuralDraftClient:
         when ``Content-Length`` exceeds ``max_bytes``, and as soon as more
         than ``max_bytes`` arrive. Not retried: ``dest_fileobj`` may hold a
         partial body, so retrying is the caller's decision. Error statuses
-        raise the matching APIError.
+        raise the matching APIError. The whole download, redirects included,
+        ends within ``max_seconds``, however slowly the server sends: past
+        that, its connection is cut and DownloadError raised.
         """
         return _download(
             url,
             dest_fileobj,
             max_bytes=max_bytes,
+            max_seconds=max_seconds,
             policy=policy,
             timeout=self.timeout,
             api_origin=self.api_origin,

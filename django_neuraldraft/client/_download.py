@@ -11,12 +11,13 @@ from urllib.parse import urljoin
 
 import requests
 
-from ._pinning import pinned_session, resolve
+from ._pinning import Deadline, pinned_session, resolve
 from ._response import api_error, declared_length, hide_authorization
 from .errors import (
     DownloadError,
     DownloadRefusedError,
     DownloadTooLargeError,
+    NeuralDraftError,
     TransportError,
 )
 from .types import DownloadInfo
@@ -27,6 +28,8 @@ logger = logging.getLogger("django_neuraldraft.client")
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK_SIZE = 64 * 1024
+#: Seconds a socket timeout runs past the deadline, so the deadline's timer fires first.
+_DEADLINE_GRACE = 1.0
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 #: ``policy(url)`` returns the addresses ``url`` may be fetched from, or raises to refuse it.
@@ -70,6 +73,7 @@ def download(
     dest: BinaryIO,
     *,
     max_bytes: int,
+    max_seconds: float,
     policy: Policy | None,
     timeout: Any,
     api_origin: tuple[str, str, int],
@@ -82,35 +86,84 @@ def download(
     Each hop is parsed once, approved by ``policy`` and connected to the
     address it approved. Redirects are followed here, never by requests, so
     every target goes through the same checks, and ``authorization`` is sent
-    only while every hop so far has been on the API's own origin.
+    only while every hop so far has been on the API's own origin. The whole
+    download, every hop, ends within ``max_seconds`` (see :class:`._pinning.Deadline`).
     """
     target = parse(url)
+    deadline = Deadline(max_seconds)
     key_allowed = True
-    for _hop in range(MAX_REDIRECTS + 1):
+    for _ in range(MAX_REDIRECTS + 1):
         address = _approved_address(target, policy)
         key_allowed = key_allowed and target.origin == api_origin
         hop_headers = {**headers, "Host": target.netloc, "Accept-Encoding": "identity"}
         if key_allowed:
             hop_headers["Authorization"] = authorization
-        response = _get(target, address, hop_headers, timeout)
-        with response:
-            hide_authorization(response, secret)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "GET %s -> %s (download from %s) in %.1f ms",
-                    target.url.split("?", 1)[0],
-                    response.status_code,
-                    address,
-                    response.elapsed.total_seconds() * 1000,
+        if deadline.remaining() <= 0:
+            raise _too_slow(deadline, target)
+        with deadline.watch():
+            try:
+                outcome = _fetch_hop(
+                    target, address, hop_headers, dest, max_bytes, timeout, deadline, secret
                 )
-            location = response.headers.get("Location")
-            if response.status_code in _REDIRECT_STATUSES and location is not None:
-                target = _redirect_target(target, location)
-                continue
-            if not 200 <= response.status_code < 300:
-                raise api_error(response, "GET", secret)
-            return _write(response, target.url, dest, max_bytes)
+            except NeuralDraftError as err:
+                if deadline.passed:
+                    raise _too_slow(deadline, target) from err
+                raise
+            if deadline.passed:
+                raise _too_slow(deadline, target)
+        if isinstance(outcome, DownloadInfo):
+            return outcome
+        target = outcome
     raise DownloadError(f"More than {MAX_REDIRECTS} redirects.", method="GET", url=target.url)
+
+
+def _fetch_hop(
+    target: HTTPURL,
+    address: IPAddress,
+    headers: dict[str, str],
+    dest: BinaryIO,
+    max_bytes: int,
+    timeout: Any,
+    deadline: Deadline,
+    secret: str,
+) -> DownloadInfo | HTTPURL:
+    """Fetch one hop: the body written to ``dest``, or the next hop a redirect points at."""
+    response = _get(target, address, headers, _within(timeout, deadline))
+    with response:
+        hide_authorization(response, secret)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "GET %s -> %s (download from %s) in %.1f ms",
+                target.url.split("?", 1)[0],
+                response.status_code,
+                address,
+                response.elapsed.total_seconds() * 1000,
+            )
+        location = response.headers.get("Location")
+        if response.status_code in _REDIRECT_STATUSES and location is not None:
+            return _redirect_target(target, location)
+        if not 200 <= response.status_code < 300:
+            raise api_error(response, "GET", secret)
+        return _write(response, target.url, dest, max_bytes)
+
+
+def _within(timeout: Any, deadline: Deadline) -> tuple[float, float]:
+    """The ``(connect, read)`` timeouts of one hop, ending just after the deadline.
+
+    The deadline's timer cuts the connection first, so a hop that runs out of
+    time always ends as too slow, never as a transport error to retry.
+    """
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    limit = max(0.0, deadline.remaining()) + _DEADLINE_GRACE
+    return min(connect, limit), min(read, limit)
+
+
+def _too_slow(deadline: Deadline, target: HTTPURL) -> DownloadError:
+    return DownloadError(
+        f"The download took longer than {deadline.seconds:g} seconds.",
+        method="GET",
+        url=target.url,
+    )
 
 
 def _redirect_target(current: HTTPURL, location: str) -> HTTPURL:

@@ -12,11 +12,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import InvalidURL
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .urls import HTTPURL, IPAddress
 
@@ -30,6 +36,93 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         if address not in addresses:
             addresses.append(address)
     return addresses
+
+
+class Deadline:
+    """A moment after which the connections opened under :meth:`watch` are cut.
+
+    A socket timeout bounds each read, not their sum: a server that sends a
+    byte just before every timeout (a slow loris) would hold a download for
+    ever. While :meth:`watch` runs, every connection this thread opens through
+    a pinned adapter is registered here, and a timer shuts them down when
+    the deadline passes, so the read blocked on them returns at once.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        timer = threading.Timer(max(0.0, self.remaining()), self._cut)
+        timer.daemon = True
+        Deadline._current.deadline = self
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            Deadline._current.deadline = None
+            with self._lock:
+                self._sockets.clear()
+
+    @classmethod
+    def register(cls, sock: socket.socket | None) -> None:
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is None or sock is None:
+            return
+        with deadline._lock:
+            deadline._sockets.append(sock)
+            cut = deadline.passed
+        if cut:
+            _shut(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.passed = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Watched:
+    """Registers each new socket, before any TLS handshake, with the thread's Deadline."""
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        Deadline.register(sock)
+        return sock
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class NoRedirectSession(requests.Session):
@@ -55,6 +148,13 @@ class PinnedAdapter(HTTPAdapter):
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
         self.url = url
         self.address = address
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
     def build_connection_pool_key_attributes(  # type: ignore[override]
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None

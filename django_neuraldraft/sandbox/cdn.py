@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from django_neuraldraft.sandbox.faults import CDN_KINDS, Fault
 from django_neuraldraft.sandbox.images import blank_png, hostile_image, padded_png
-from django_neuraldraft.sandbox.messages import Request, Response
+from django_neuraldraft.sandbox.messages import Request, Response, Writer
 from django_neuraldraft.sandbox.problems import ProblemError, not_found
 from django_neuraldraft.sandbox.store import Store
 
@@ -42,6 +44,8 @@ def _faulty(fault: Fault) -> Response:
         # Sent as UTF-8 bytes, as a real server would; the header writer speaks latin-1.
         location = fault.params["location"].encode("utf-8").decode("latin-1")
         return Response(fault.params["status"], b"", {"Location": location})
+    if fault.kind == "slow_body":
+        return _trickle(fault)
     if fault.kind == "hostile_image":
         data, content_type = hostile_image(fault.params["variant"])
         return Response(200, data, {"Content-Type": content_type})
@@ -51,3 +55,21 @@ def _faulty(fault: Fault) -> Response:
     else:
         data = blank_png(params["width"], params["height"])
     return Response(200, data, {"Content-Type": "image/png"})
+
+
+def _trickle(fault: Fault) -> Response:
+    """A valid PNG sent ``bytes`` at a time, one write every ``interval`` seconds (a slow loris).
+
+    Each write comes well within any read timeout, so only a deadline on the
+    whole download stops it. It stops when the client hangs up.
+    """
+    data = blank_png(64, 64)
+    step, interval = fault.params["bytes"], fault.params["interval"]
+
+    def stream(write: Writer) -> None:
+        for start in range(0, len(data), step):
+            write(data[start : start + step])
+            fault.served += len(data[start : start + step])
+            time.sleep(interval)
+
+    return Response(200, headers={"Content-Type": "image/png"}, stream=stream)

@@ -28,7 +28,14 @@ REQUEST_KINDS = frozenset(
 )
 #: Kinds that change what the CDN serves.
 CDN_KINDS = frozenset(
-    {"corrupt_image", "oversized_image", "wrong_content_type", "redirect", "hostile_image"}
+    {
+        "corrupt_image",
+        "oversized_image",
+        "wrong_content_type",
+        "redirect",
+        "hostile_image",
+        "slow_body",
+    }
 )
 #: What a ``hostile_image`` fault serves, by ``variant``.
 HOSTILE_IMAGES = frozenset(
@@ -66,6 +73,7 @@ _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "huge_body": {"bytes": (int, ...), "shape": (str, "padding")},
     "redirect": {"location": (str, ...), "status": (int, 302)},
     "hostile_image": {"variant": (str, ...)},
+    "slow_body": {"interval": (float, 0.2), "bytes": (int, 1)},
 }
 
 KINDS = tuple(_PARAMETERS)
@@ -164,6 +172,8 @@ def _check_values(kind: str, values: dict[str, Any]) -> None:
     """Refuse parameter values that are well typed but make no sense for ``kind``."""
     if kind == "oversized_image":
         _check_oversized(values)
+    if kind == "slow_body" and (values["interval"] <= 0 or values["bytes"] < 1):
+        raise FaultError("interval", "slow_body fault: interval and bytes must be positive.")
     if kind == "latency" and values["seconds"] < 0:
         raise FaultError("seconds", "latency fault: seconds must not be negative.")
     if kind in ("status", "echo_authorization") and not 400 <= values["status"] <= 599:

@@ -69,6 +69,12 @@ class TestRequestFaults:
         assert key in response.text + str(response.headers)
         assert response.status_code == (200 if into == "job" else 401)
 
+    def test_slow_body_trickles_a_whole_png(self, api):
+        job = api.completed()
+        api.server.set_fault("slow_body", bytes=40, interval=0.01, count=1)
+        response = api.session.get(job["result"]["url"], timeout=5)
+        assert response.content.startswith(b"\x89PNG") and len(response.content) == 72
+
     def test_huge_body_nested(self, api):
         fault = api.server.set_fault("huge_body", bytes=10, shape="nested", count=1)
         assert api.get("/projects/me").content == b"[[[[[]]]]]"
@@ -227,6 +233,7 @@ class TestValidation:
             ("oversized_image", {"width": 10, "height": 10, "bytes": 5}, "width= and height="),
             ("result_url", {}, "url"),
             ("huge_body", {"bytes": 9, "shape": "round"}, "shape is one of"),
+            ("slow_body", {"interval": 0}, "must be positive"),
             ("echo_authorization", {"into": "body"}, "into is one of"),
             ("status", {"status": 500, "request_id": "a\nb"}, "line break"),
             ("drop_response", {"count": 0}, "count"),
