@@ -144,6 +144,15 @@ def _fetch_hop(
             return _redirect_target(target, location)
         if not 200 <= response.status_code < 300:
             raise api_error(response, "GET", secret)
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(
+                f"The server sent Content-Encoding {_shown(encoding)!r} although only "
+                "'identity' was accepted; the body is not decoded.",
+                status=response.status_code,
+                method="GET",
+                url=target.url,
+            )
         return _write(response, target.url, dest, max_bytes)
 
 

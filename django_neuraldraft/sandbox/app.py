@@ -102,6 +102,8 @@ class App:
                 return hostile.echo_authorization(fault, request)
             if fault.kind == "huge_body":
                 return hostile.huge_body(fault)
+            if fault.kind == "gzip_bomb":
+                return hostile.gzip_bomb(fault)
         if request.path.startswith(API_PREFIX):
             return self._api(request)
         if request.path.startswith(CDN_PREFIX):

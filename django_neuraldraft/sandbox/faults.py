@@ -24,6 +24,7 @@ REQUEST_KINDS = frozenset(
         "huge_body",
         "answer_fields",
         "answer_body",
+        "gzip_bomb",
     }
 )
 #: Kinds that change what the CDN serves.
@@ -74,6 +75,7 @@ _PARAMETERS: dict[str, dict[str, tuple[type, Any]]] = {
     "redirect": {"location": (str, ...), "status": (int, 302)},
     "hostile_image": {"variant": (str, ...)},
     "slow_body": {"interval": (float, 0.2), "bytes": (int, 1)},
+    "gzip_bomb": {"bytes": (int, ...), "content_type": (str, "image/png")},
 }
 
 KINDS = tuple(_PARAMETERS)
@@ -183,8 +185,8 @@ def _check_values(kind: str, values: dict[str, Any]) -> None:
             raise FaultError("status", "redirect fault: status must be 301, 302, 303, 307 or 308.")
         if "\r" in values["location"] or "\n" in values["location"]:
             raise FaultError("location", "redirect fault: location cannot hold a line break.")
-    if kind == "huge_body" and values["bytes"] < 1:
-        raise FaultError("bytes", "huge_body fault: bytes must be positive.")
+    if kind in ("huge_body", "gzip_bomb") and values["bytes"] < 1:
+        raise FaultError("bytes", f"{kind} fault: bytes must be positive.")
     if kind == "status" and any(char in (values["request_id"] or "") for char in "\r\n"):
         raise FaultError("request_id", "status fault: request_id cannot hold a line break.")
     for name, choices in _CHOICES.get(kind, {}).items():

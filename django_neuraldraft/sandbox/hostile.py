@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 
 from django_neuraldraft.sandbox.faults import Fault
 from django_neuraldraft.sandbox.messages import Request, Response, Writer
@@ -78,3 +79,26 @@ def huge_body(fault: Fault) -> Response:
                 times -= min(times, per_write)
 
     return Response(200, headers={"Content-Type": "application/json"}, stream=stream)
+
+
+def gzip_bomb(fault: Fault) -> Response:
+    """``bytes`` zero bytes, gzip-compressed (about 1000:1) and sent with ``Content-Encoding``.
+
+    Sent whatever ``Accept-Encoding`` asked for, as a hostile server would;
+    compressed as it is sent, so the sandbox never holds the bomb whole.
+    """
+    block = b"\0" * (1024 * 1024)
+
+    def stream(write: Writer) -> None:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+        remaining = fault.params["bytes"]
+        while remaining:
+            piece = compressor.compress(block[: min(remaining, len(block))])
+            remaining -= min(remaining, len(block))
+            if piece:
+                write(piece)
+                fault.served += len(piece)
+        write(compressor.flush())
+
+    headers = {"Content-Type": fault.params["content_type"], "Content-Encoding": "gzip"}
+    return Response(200, headers=headers, stream=stream)

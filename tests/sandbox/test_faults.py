@@ -75,6 +75,12 @@ class TestRequestFaults:
         response = api.session.get(job["result"]["url"], timeout=5)
         assert response.content.startswith(b"\x89PNG") and len(response.content) == 72
 
+    def test_gzip_bomb_is_gzip_whatever_was_asked(self, api):
+        api.server.set_fault("gzip_bomb", bytes=5_000_000, count=1)
+        response = api.get("/projects/me", headers={"Accept-Encoding": "identity"})
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.content == b"\0" * 5_000_000
+
     def test_huge_body_nested(self, api):
         fault = api.server.set_fault("huge_body", bytes=10, shape="nested", count=1)
         assert api.get("/projects/me").content == b"[[[[[]]]]]"
