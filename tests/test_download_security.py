@@ -146,6 +146,9 @@ HOSTILE_URLS = [
     pytest.param("http://[::ffff:7f00:1]:{P}/x.png", id="ipv4-mapped-hex"),
     pytest.param("http://[::127.0.0.1]:{P}/x.png", id="ipv4-compatible"),
     pytest.param("http://[0:0:0:0:0:0:0:1]:{R}/x.png", id="ipv6-long-form"),
+    pytest.param("http://[::ffff:127.0.0.1%25lo]:{P}/x.png", id="ipv4-mapped-zone"),
+    pytest.param("http://[fe80::1%25lo]:{P}/x.png", id="ipv6-zone"),
+    pytest.param("http://[fe80::1%lo]:{P}/x.png", id="ipv6-raw-zone"),
     # Control characters and whitespace.
     pytest.param("http://127.0.0.1:{P}\t@cdn.neuraldraft.io/x.png", id="tab"),
     pytest.param("http://127.0.0.1:{P} @cdn.neuraldraft.io/x.png", id="space"),
@@ -165,6 +168,13 @@ HOSTILE_URLS = [
     pytest.param("file:///etc/passwd", id="file"),
     pytest.param("http://127.0.0.1:0{P}/x.png", id="port-leading-zero"),
     pytest.param("http://127.0.0.1:{P_PLUS_65536}/x.png", id="port-out-of-range"),
+    pytest.param("http://127.0.0.1:+{P}/x.png", id="port-plus"),
+    pytest.param("http://127.0.0.1:/x.png", id="port-empty"),
+    pytest.param("http://127.0.0.1:0/x.png", id="port-zero"),
+    pytest.param("http://127.0.0.1:{P}:{S}/x.png", id="two-ports"),
+    pytest.param("http://127.0.0.1\uff0e:{P}/x.png", id="fullwidth-dot"),
+    pytest.param("http://127.0.0.1.:{P}/x.png", id="ipv4-trailing-dot"),
+    pytest.param("http://127.0.0.1:{P}/" + "a" * 9000, id="url-9000"),
     # Addresses the policy refuses however they are written.
     pytest.param("http://127.0.0.2:{Q}/x.png", id="other-loopback"),
     pytest.param("http://[::1]:{R}/x.png", id="ipv6-loopback"),
@@ -176,6 +186,7 @@ HOSTILE_URLS = [
 #: Extra forms only a ``Location`` header can take: relative references. (A
 #: leading space is not one: HTTP drops it from every header value.)
 HOSTILE_LOCATIONS = [
+    pytest.param("/x.png?" + "a" * 60_000, id="location-60kb"),
     pytest.param("//127.0.0.2:{Q}/x.png", id="scheme-relative"),
     pytest.param("/\\127.0.0.1:{P}/x.png", id="slash-backslash"),
     pytest.param("\\\\127.0.0.1:{P}/x.png", id="backslashes-relative"),
@@ -250,6 +261,18 @@ def test_hostile_redirect_from_the_cdn_is_never_followed(
     assert_refused_and_nothing_leaked(job, hero_with_image, clean_listeners)
     cdn_hits = [request for request in sandbox.requests if request.path.startswith("/cdn/")]
     assert len(cdn_hits) == 2  # the first image, then the redirect that was refused
+
+
+def test_a_redirect_whose_header_is_too_long_to_read_fails_the_job(
+    clean_listeners, sandbox, hero_with_image
+):
+    """A 70 KB Location is past http.client's line limit: the same answer every time."""
+    location = f"http://127.0.0.1:{clean_listeners['P'].port}/" + "a" * 70_000
+    sandbox.set_fault("redirect", path="/cdn/", location=location)
+    job = generate_through(sandbox, hero_with_image)
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "download_failed")
+    assert "LineTooLong" in job.error_message
 
 
 def test_the_listeners_do_record_a_fetch(clean_listeners, sandbox, hero_with_image):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -209,6 +210,13 @@ def _get(
                 target.url, headers=headers, stream=True, allow_redirects=False, timeout=timeout
             )
         except (requests.ConnectionError, requests.Timeout) as err:
+            malformed = _malformed_head(err)
+            if malformed is not None:
+                raise DownloadError(
+                    f"The server's answer cannot be read: {type(malformed).__name__}: {malformed}",
+                    method="GET",
+                    url=target.url,
+                ) from err
             raise TransportError(
                 f"{type(err).__name__}: {err}", method="GET", url=target.url
             ) from err
@@ -216,6 +224,30 @@ def _get(
             raise DownloadError(
                 f"{type(err).__name__}: {err}", method="GET", url=target.url
             ) from err
+
+
+def _malformed_head(err: BaseException) -> http.client.HTTPException | None:
+    """The http.client error inside ``err`` when the status line or headers broke the rules.
+
+    requests reports a header line over 64 KB, more than 100 headers or a
+    garbled status line as a ConnectionError, like a dropped connection. But
+    sending the request again brings the same answer: it is the server's
+    fault, not the network's. A connection closed before the status line
+    (``RemoteDisconnected``) stays a transport error.
+    """
+    seen: list[BaseException] = []
+    pending: list[object] = [err]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or any(item is other for other in seen):
+            continue
+        seen.append(item)
+        if isinstance(item, http.client.HTTPException) and not isinstance(
+            item, (http.client.RemoteDisconnected, http.client.IncompleteRead)
+        ):
+            return item
+        pending.extend([*item.args, item.__cause__, item.__context__])
+    return None
 
 
 def _write(response: requests.Response, url: str, dest: BinaryIO, max_bytes: int) -> DownloadInfo:
