@@ -14,7 +14,9 @@ import logging
 import pytest
 
 from django_neuraldraft import services
-from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.client import NeuralDraftClient
+from django_neuraldraft.exceptions import AuthenticationError, DownloadRefusedError
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from django_neuraldraft.testing import SANDBOX_API_KEY
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -24,6 +26,12 @@ def everything_stored(job: Job) -> str:
     job.refresh_from_db()
     fields = {field.attname: getattr(job, field.attname) for field in Job._meta.concrete_fields}
     return json.dumps(fields, default=str, ensure_ascii=False) + repr(job)
+
+
+@pytest.fixture
+def client_for_sandbox(sandbox):
+    with NeuralDraftClient(SANDBOX_API_KEY, sandbox.base_url) as client:
+        yield client
 
 
 @pytest.fixture
@@ -62,3 +70,27 @@ def test_an_error_from_the_cdn_is_stored_and_logged_bounded_and_printable(sandbo
         assert not any(char in text for char in "\x1b\n\r\u202e"), text[:300]
     assert len(job.error_message) <= 2000
     assert max(map(len, logged)) <= 3000
+
+
+@pytest.mark.parametrize("into", ["detail", "headers"])
+def test_pull_from_a_server_that_echoes_the_key(sandbox, caplog, into):
+    caplog.set_level(logging.DEBUG)
+    sandbox.set_fault("echo_authorization", into=into, path="/v1/images/", count=1)
+    with pytest.raises(AuthenticationError) as caught:
+        services.pull("hero.background")
+    assert SANDBOX_API_KEY in sandbox.requests[-1].headers["Authorization"]
+    held = [str(caught.value), repr(vars(caught.value)), caplog.text]
+    assert [text for text in held if SANDBOX_API_KEY in text] == []
+
+
+def test_pull_of_an_image_whose_url_is_hostile_fetches_nothing(sandbox, client_for_sandbox):
+    """``GET /images/{key}`` answers a URL that reads differently to two parsers."""
+    hostile = f"http://127.0.0.1:1\\\\@127.0.0.1:{sandbox.port}/cdn/x.png"
+    sandbox.set_fault("result_url", url=hostile, count=1)
+    job = client_for_sandbox.create_image("A quiet harbour", key="hero.background")
+    sandbox.finish_job(job.id)
+    before = len(sandbox.requests)
+    with pytest.raises(DownloadRefusedError):
+        services.pull("hero.background")
+    assert [r.path for r in sandbox.requests[before:]] == ["/v1/images/hero.background"]
+    assert not ImageVersion.objects.exists()
