@@ -7,6 +7,10 @@ import re
 #: ``ndsk_<env>_<secret>``: env is ``live`` or ``test``, secret is 32 base62 characters.
 API_KEY_PATTERN = re.compile(r"ndsk_(?P<env>live|test)_[0-9A-Za-z]{32}")
 
+#: Anything that looks like a key of any length, to mask whole wherever it appears:
+#: a key of another shape (a new format, a truncated or padded echo) is still a secret.
+KEY_LIKE_PATTERN = re.compile(r"ndsk_(?P<env>live|test)_[0-9A-Za-z]+")
+
 _SHOWN_TAIL = 4
 
 

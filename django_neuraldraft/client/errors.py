@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .credentials import API_KEY_PATTERN, mask_api_key
+from .credentials import API_KEY_PATTERN, KEY_LIKE_PATTERN, mask_api_key
 
 #: Longest slice of a non-JSON error body kept as ``detail``.
 _DETAIL_LIMIT = 200
@@ -40,10 +40,20 @@ def shown(text: Any, secret: str | None, limit: int) -> Any:
 
 
 def redact(text: str, secret: str | None = None) -> str:
-    """Return ``text`` with ``secret`` and anything shaped like an API key masked."""
+    """Return ``text`` with ``secret`` and anything shaped like an API key, of any length, masked.
+
+    A well-formed key keeps its environment and last four characters
+    (:func:`.credentials.mask_api_key`); a key-like token of another length is
+    masked whole, so no part of a longer or shorter echo stays readable.
+    """
     if secret and secret in text:
         text = text.replace(secret, mask_api_key(secret))
-    return API_KEY_PATTERN.sub(lambda match: mask_api_key(match.group(0)), text)
+    return KEY_LIKE_PATTERN.sub(_mask_key_like, text)
+
+
+def _mask_key_like(match: re.Match[str]) -> str:
+    key = match.group(0)
+    return mask_api_key(key) if API_KEY_PATTERN.fullmatch(key) else f"ndsk_{match['env']}_…"
 
 
 def scrub(value: Any, secret: str | None = None) -> Any:

@@ -145,3 +145,16 @@ class TestTextFromAnswersIsBoundedAndPrintable:
         assert "\\x1b[2J\\r\\nFAKE" in error.detail
         assert len(error.detail) <= 1000 and len(error.request_id) <= 200
         assert len(str(error)) <= 2000
+
+
+class TestKeysOfAnotherShape:
+    @pytest.mark.parametrize("length", [20, 31, 33, 48])
+    def test_a_key_like_token_of_any_length_is_masked_whole(self, client, sandbox, length):
+        """A project key in a new format, or an echo cut short or padded, shows no part of it."""
+        other = "ndsk_live_" + "Zq9" * 20
+        other = other[: len("ndsk_live_") + length]
+        sandbox.set_fault("status", status=403, detail=f"Key {other} may not read this.", count=1)
+        with pytest.raises(APIError) as caught:
+            client.get_job("job_1")
+        assert caught.value.detail == "Key ndsk_live_… may not read this."
+        assert "Zq9" not in str(caught.value)
