@@ -1,4 +1,4 @@
-"""Compressed answers: a gzip bomb never costs more than the bound on decoded bytes.
+"""Compressed and unbounded answers: never more than the bound, on decoded bytes.
 
 The sandbox's ``gzip_bomb`` fault sends gigabytes of zeros gzip-compressed
 (about 1000:1: 64 GB in 64 MB) whatever ``Accept-Encoding`` asked for.
@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from django_neuraldraft.client import DownloadError, ResponseTooLargeError
+from django_neuraldraft.client import DownloadError, DownloadTooLargeError, ResponseTooLargeError
 
 from .test_download import completed_image_url
 
@@ -35,3 +35,13 @@ def test_a_compressed_api_answer_is_bounded_on_its_decoded_bytes(client, sandbox
     with pytest.raises(ResponseTooLargeError, match="refused past 4194304 bytes"):
         client.get_job("job_1")
     assert fault.served < 16 * 1024**2
+
+
+def test_a_chunked_image_body_without_a_length_stops_at_the_cap(client, sandbox):
+    url = completed_image_url(client, sandbox)
+    fault = sandbox.set_fault("huge_body", bytes=200 * 1024**2, path="/cdn/")
+    dest = io.BytesIO()
+    with pytest.raises(DownloadTooLargeError, match="More than 1000000 bytes arrived"):
+        client.download(url, dest, max_bytes=1_000_000)
+    assert len(dest.getvalue()) <= 1_000_000
+    assert fault.served < 200 * 1024**2 // 8
