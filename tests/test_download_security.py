@@ -174,7 +174,6 @@ HOSTILE_URLS = [
     pytest.param("http://127.0.0.1:{P}:{S}/x.png", id="two-ports"),
     pytest.param("http://127.0.0.1\uff0e:{P}/x.png", id="fullwidth-dot"),
     pytest.param("http://127.0.0.1.:{P}/x.png", id="ipv4-trailing-dot"),
-    pytest.param("http://127.0.0.1:{P}/" + "a" * 9000, id="url-9000"),
     # Addresses the policy refuses however they are written.
     pytest.param("http://127.0.0.2:{Q}/x.png", id="other-loopback"),
     pytest.param("http://[::1]:{R}/x.png", id="ipv6-loopback"),
@@ -187,6 +186,9 @@ HOSTILE_URLS = [
 #: leading space is not one: HTTP drops it from every header value.)
 HOSTILE_LOCATIONS = [
     pytest.param("/x.png?" + "a" * 60_000, id="location-60kb"),
+    # As a result URL this one never gets this far: the job's mirror refuses
+    # a URL longer than its column (``invalid_result``).
+    pytest.param("http://127.0.0.1:{P}/" + "a" * 9000, id="url-9000"),
     pytest.param("//127.0.0.2:{Q}/x.png", id="scheme-relative"),
     pytest.param("/\\127.0.0.1:{P}/x.png", id="slash-backslash"),
     pytest.param("\\\\127.0.0.1:{P}/x.png", id="backslashes-relative"),
