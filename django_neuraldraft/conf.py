@@ -62,6 +62,13 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "RENDITION_FORMATS": ("avif", "webp"),
         # Encoder quality (1-100) per rendition format; a partial dict keeps the other defaults.
         "RENDITION_QUALITY": {"avif": 50, "webp": 80, "jpeg": 80},
+        # whsec_... secret of the registered webhook endpoint; None: webhooks off.
+        "WEBHOOK_SECRET": None,
+        # Seconds a delivery's signature timestamp may be off; bytes a delivery body may have.
+        "WEBHOOK_TOLERANCE": 300,
+        "WEBHOOK_MAX_BODY_BYTES": 64 * 1024,
+        # Seconds between the polls that still follow a job while webhooks are on.
+        "WEBHOOK_SAFETY_POLL": 120,
     }
 )
 
@@ -332,9 +339,35 @@ def default_aspect_ratio() -> str:
 
 
 def poll_schedule() -> tuple[float, float]:
-    """Return ``(first delay, longest delay)`` between polls of one job, in seconds."""
+    """Return ``(first delay, longest delay)`` between polls of one job, in seconds.
+
+    With webhooks on, the first poll waits for the safety net: the delivery
+    should come first.
+    """
     current = get_settings()
-    return (float(current["POLL_INITIAL"]), float(current["POLL_MAX"]))
+    initial = float(current["POLL_INITIAL"])
+    safety = webhook_safety_poll()
+    return (initial if safety is None else safety, float(current["POLL_MAX"]))
+
+
+def webhook_secret() -> str | None:
+    """The ``whsec_`` secret deliveries are signed with; ``None`` when webhooks are off."""
+    return get_settings()["WEBHOOK_SECRET"] or None
+
+
+def webhook_safety_poll() -> float | None:
+    """Seconds between safety-net polls while webhooks are on; ``None`` when they are off."""
+    if webhook_secret() is None:
+        return None
+    return float(get_settings()["WEBHOOK_SAFETY_POLL"])
+
+
+def webhook_tolerance() -> float:
+    return float(get_settings()["WEBHOOK_TOLERANCE"])
+
+
+def webhook_max_body_bytes() -> int:
+    return int(get_settings()["WEBHOOK_MAX_BODY_BYTES"])
 
 
 def job_timeout() -> float:

@@ -2,12 +2,38 @@
 
 Plain Python, no Django: the inputs are what the local Job knows after a poll,
 so the policy can be tested and benchmarked on its own.
+
+Generations take from seconds to minutes, so a fixed backoff either polls a
+long job far too often or shows a short one's image late. The policy reads
+the job's own pace instead: two readings of its ``progress`` give a rate, the
+rate says when the job should end, and the next poll goes there. While there
+is no pace to read (the job is queued, or this is the first reading) the
+delay grows with the job's age; when progress stalls it backs off. No delay
+ever exceeds ``longest`` (``POLL_MAX``). See docs/benchmarks.rst for what it
+costs in requests and delay against the sandbox's jobs.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+#: Without a pace to read, the next poll comes after this many times the job's age.
+AGE_FACTOR = 6.0
+#: A stalled job's next poll waits this many times the interval that saw no progress.
+STALL_FACTOR = 2.0
+#: Aim this much past the end the pace predicts: jobs tend to slow down at the
+#: end, and a poll just too early costs one more, one just too late only a moment.
+AIM_MARGIN = 1.1
+#: Below this progress a prediction is too far to aim at (the pace a job has
+#: early on says little of its end): the next poll goes ``FAR_SHARE`` of the way.
+NEAR_PROGRESS = 50
+FAR_SHARE = 0.6
+#: A job seen running for the first time is read again after this many times
+#: the longest it can have been running: the two readings then give its pace.
+RUNNING_FACTOR = 3.0
+#: Never poll again sooner than this share of ``initial`` (a job about to end).
+BRISK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -22,12 +48,91 @@ class PollState:
     progress: int | None = None
     #: Progress it reported in the poll before, if any.
     previous_progress: int | None = None
+    #: Seconds since creation at the poll before, if any.
+    previous_elapsed: float | None = None
+
+    @property
+    def pace(self) -> float | None:
+        """Progress points per second between two polls that both saw the job running.
+
+        ``None`` unless both readings are above zero and progress moved: a
+        reading of zero does not say when the job left the queue.
+        """
+        if (
+            not self.progress
+            or not self.previous_progress
+            or self.previous_elapsed is None
+            or self.progress <= self.previous_progress
+            or self.elapsed <= self.previous_elapsed
+        ):
+            return None
+        return (self.progress - self.previous_progress) / (self.elapsed - self.previous_elapsed)
+
+    @property
+    def running_for(self) -> float | None:
+        """The longest the job can have been running, if it has started.
+
+        It left the queue after the last reading of zero (or after its
+        creation), so that is at most the time since then.
+        """
+        if not self.progress:
+            return None
+        since = self.previous_elapsed if self.previous_progress == 0 else None
+        return max(self.elapsed - (since or 0.0), 0.0)
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the job was running and did not move since the poll before."""
+        return (
+            self.progress is not None
+            and self.progress > 0
+            and self.previous_progress == self.progress
+            and self.previous_elapsed is not None
+            and self.elapsed > self.previous_elapsed
+        )
 
 
-def next_poll_delay(state: PollState, *, initial: float, longest: float) -> float:
+def next_poll_delay(
+    state: PollState, *, initial: float, longest: float, safety_net: float | None = None
+) -> float:
     """Seconds to wait before the next poll of a job in ``state``.
 
-    The delay grows by half with each poll, from ``initial`` to ``longest``,
-    with ±20% jitter so that jobs submitted together do not poll together for ever.
+    With webhooks on, ``safety_net`` is set: the delivery says when the job
+    ended, and polls only catch a delivery that was lost, every ``safety_net``
+    seconds (-20% jitter), whatever the job's pace.
+
+    Otherwise, from the most informed case to the least:
+
+    - A pace (two readings of a running job): from ``NEAR_PROGRESS`` on, the
+      time the job needs at that pace to end, times ``AIM_MARGIN``; below it,
+      ``FAR_SHARE`` of that time, for a closer reading before aiming. Not
+      jittered: jobs end at their own moments already.
+    - Stalled: ``STALL_FACTOR`` times the interval that saw no progress.
+    - Running but no pace yet (its first reading above zero):
+      ``RUNNING_FACTOR`` times the longest it can have been running, or the
+      time it needs at its slowest possible pace if that is sooner.
+    - Queued, or nothing read: the job's age times ``AGE_FACTOR``, or
+      ``initial`` growing by half with each poll, whichever is longer.
+
+    No delay is shorter than ``BRISK_SHARE`` of ``initial`` or longer than
+    ``longest``. Delays not aimed at a predicted end get -20% jitter, so that
+    jobs submitted together do not poll together for ever.
     """
-    return min(longest, initial * 1.5 ** max(state.polls - 1, 0)) * random.uniform(0.8, 1.2)
+    if safety_net is not None:
+        return safety_net * random.uniform(0.8, 1.0)
+    brisk = BRISK_SHARE * initial
+    pace = state.pace
+    if pace is not None:
+        share = AIM_MARGIN if state.progress >= NEAR_PROGRESS else FAR_SHARE
+        return min(longest, max(brisk, share * (100 - state.progress) / pace))
+    if state.stalled:
+        delay = STALL_FACTOR * (state.elapsed - state.previous_elapsed)
+    else:
+        running_for = state.running_for
+        if running_for is not None:
+            # At the slowest pace it can have, the job needs at most this long to end.
+            at_most = (100 - state.progress) * running_for / state.progress
+            delay = min(RUNNING_FACTOR * running_for, at_most)
+        else:
+            delay = max(initial * 1.5 ** max(state.polls - 1, 0), AGE_FACTOR * state.elapsed)
+    return min(longest, max(brisk, delay * random.uniform(0.8, 1.0)))

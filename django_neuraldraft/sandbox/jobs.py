@@ -4,11 +4,19 @@ A job needs no thread to advance: its status, progress and steps are a
 function of the time since it was created, until it is settled (completed or
 failed at the end of its run), cancelled or finished early by a test. The same
 timeline yields the SSE events, so a poller and a stream always agree.
+
+Progress does not grow in a straight line, because a real generation does
+not: it waits in a queue for a while, starts slowly (the model loads), runs
+steadily while sampling and slows down again at the end (upscaling,
+encoding). Each job draws its own queue time and pace from its id, so a run
+is jittered yet the same job always tells the same story.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from django_neuraldraft.sandbox.timestamps import rfc3339
@@ -17,10 +25,15 @@ JOB_TYPE = "image.generate"
 STEP_NAMES = ("compose", "render", "upscale")
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
-#: Share of the run spent "pending"; the rest is split evenly over the steps.
-PENDING_SHARE = 0.1
-_STEP_SHARE = (1 - PENDING_SHARE) / len(STEP_NAMES)
-_TICKS = 10
+#: Seconds a job waits "pending" in the queue, drawn per job: a queue does not
+#: wait longer for a longer job. Never more than ``MAX_PENDING_SHARE`` of the run.
+PENDING_SECONDS = (0.5, 2.5)
+MAX_PENDING_SHARE = 0.15
+#: Relative time each tenth of the progress takes: slow start, steady middle, slow end.
+TENTH_PACE = (1.5, 1.1, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.3)
+#: Each tenth's pace varies by up to this share, per job.
+PACE_JITTER = 0.1
+_TICKS = len(TENTH_PACE)
 
 _MESSAGES = {
     "pending": "Queued",
@@ -81,6 +94,19 @@ class Job:
     failure: dict[str, str] | None = None
     ended_at: float | None = None
     final_status: str | None = None
+    #: Seconds after creation at which progress reaches 0, 10, ..., 100 %.
+    knots: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        draw = random.Random(self.id)
+        start = min(draw.uniform(*PENDING_SECONDS), MAX_PENDING_SHARE * self.duration)
+        paces = [pace * draw.uniform(1 - PACE_JITTER, 1 + PACE_JITTER) for pace in TENTH_PACE]
+        scale = (self.duration - start) / sum(paces)
+        knots = [start]
+        for pace in paces:
+            knots.append(knots[-1] + pace * scale)
+        knots[-1] = self.duration
+        self.knots = tuple(knots)
 
     @property
     def render_args(self) -> tuple[str, str | None, str, tuple[int, int], str]:
@@ -108,7 +134,7 @@ class Job:
         elapsed = now - self.created_at
         if elapsed >= self.duration:
             return self.planned_status
-        return "processing" if elapsed >= PENDING_SHARE * self.duration else "pending"
+        return "processing" if elapsed >= self.knots[0] else "pending"
 
     def end(self, status: str, at: float) -> None:
         """Freeze the job in a terminal ``status`` at time ``at``."""
@@ -122,20 +148,32 @@ class Job:
             return ended - self.created_at
         return now - self.created_at
 
+    def _percent(self, offset: float) -> float:
+        """Progress at ``offset`` seconds into the run, unrounded (0 to 100)."""
+        if self.duration <= 0 or offset < self.knots[0]:
+            return 0.0
+        if offset >= self.duration:
+            return 100.0
+        tenth = bisect.bisect_right(self.knots, offset) - 1
+        low, high = self.knots[tenth], self.knots[tenth + 1]
+        within = (offset - low) / (high - low) if high > low else 1.0
+        # Unix-time floats carry ~1e-7 s of noise; rounding keeps 19.9999 from reading 19.
+        return round(100 * (tenth + within) / _TICKS, 3)
+
+    def _offset_at(self, percent: float) -> float:
+        """Seconds into the run at which progress reaches ``percent`` (0 to 100)."""
+        tenth = min(int(percent * _TICKS / 100), _TICKS - 1)
+        low, high = self.knots[tenth], self.knots[tenth + 1]
+        return low + (high - low) * (percent * _TICKS / 100 - tenth)
+
     def _step_index(self, offset: float) -> int:
-        """Index of the step running at ``offset``, -1 while pending."""
-        start = PENDING_SHARE * self.duration
-        if self.duration <= 0 or offset < start:
+        """Index of the step running at ``offset``, -1 while pending; each takes a third."""
+        if self.duration <= 0 or offset < self.knots[0]:
             return -1
-        return min(int((offset - start) / (_STEP_SHARE * self.duration)), len(STEP_NAMES) - 1)
+        return min(int(self._percent(offset) * len(STEP_NAMES) / 100), len(STEP_NAMES) - 1)
 
     def _progress(self, offset: float) -> int:
-        span = (1 - PENDING_SHARE) * self.duration
-        if span <= 0:
-            return 0
-        # Unix-time floats carry ~1e-7 s of noise; rounding first keeps 19.9999 from reading 19.
-        percent = round(100 * (offset - PENDING_SHARE * self.duration) / span, 3)
-        return max(0, min(99, int(percent)))
+        return max(0, min(99, int(self._percent(offset))))
 
     @property
     def result(self) -> dict[str, Any]:
@@ -208,8 +246,7 @@ class Job:
         finishes or starts. The list has the same length for every job, which
         keeps event ids stable across reconnects.
         """
-        start = PENDING_SHARE * self.duration
-        span = (1 - PENDING_SHARE) * self.duration
+        start = self.knots[0]
         steps = len(STEP_NAMES)
         events = [
             ScriptEvent(0.0, "progress", {"progress": 0, "message": _MESSAGES["pending"]}),
@@ -219,7 +256,7 @@ class Job:
         for tick in range(1, _TICKS):
             # Fractions compared in integers: step boundary b/steps before tick t/_TICKS.
             while boundary < steps and boundary * _TICKS <= tick * steps:
-                offset = start + span * boundary / steps
+                offset = self._offset_at(100 * boundary / steps)
                 done, begun = STEP_NAMES[boundary - 1], STEP_NAMES[boundary]
                 events.append(
                     ScriptEvent(offset, "step", _step(done, completed=True, active=False))
@@ -230,7 +267,7 @@ class Job:
                 boundary += 1
             message = _MESSAGES[STEP_NAMES[tick * steps // _TICKS]]
             progress = {"progress": tick * 100 // _TICKS, "message": message}
-            events.append(ScriptEvent(start + span * tick / _TICKS, "progress", progress))
+            events.append(ScriptEvent(self.knots[tick], "progress", progress))
         end = self.duration
         events.append(
             ScriptEvent(end, "step", _step(STEP_NAMES[-1], completed=True, active=False))

@@ -68,7 +68,7 @@ def poll_once(job: Job) -> PollOutcome:
         return _within_deadline(_submit_step(job))
     if job.cancel_requested_at is not None:
         return _within_deadline(_cancel_step(job))
-    previous_progress = job.progress
+    previous_progress, previous_polled_at = job.progress, job.last_polled_at
     try:
         job = refresh_job(job)
     except RateLimitedError as err:
@@ -87,7 +87,9 @@ def poll_once(job: Job) -> PollOutcome:
         return PollOutcome(job, None)
     if job.is_terminal:
         return _within_deadline(_after_terminal(job))
-    return _within_deadline(PollOutcome(job, schedule_next_poll(job, previous_progress)))
+    return _within_deadline(
+        PollOutcome(job, schedule_next_poll(job, previous_progress, previous_polled_at))
+    )
 
 
 def _submit_step(job: Job) -> PollOutcome:
@@ -189,21 +191,32 @@ def refresh_job(job: Job) -> Job:
     return job
 
 
-def schedule_next_poll(job: Job, previous_progress: int | None = None) -> float:
+def schedule_next_poll(
+    job: Job, previous_progress: int | None = None, previous_polled_at: datetime | None = None
+) -> float:
     """Record when ``job`` should be polled next and return the delay in seconds.
 
     The delay comes from :func:`~django_neuraldraft.poll_schedule.next_poll_delay`,
-    the one place that decides how often a job is polled.
+    the one place that decides how often a job is polled; ``previous_progress``
+    and ``previous_polled_at`` are the poll before this one, which give its pace.
     """
     initial, longest = conf.poll_schedule()
     now = timezone.now()
+    if previous_polled_at is None and job.remote_created_at is not None:
+        # Before the first poll, what we know is the job created at 0 %, on the API's clock.
+        previous_polled_at = min(max(job.remote_created_at, job.created_at), now)
     state = PollState(
         polls=job.polls,
         elapsed=(now - job.created_at).total_seconds(),
         progress=job.progress,
         previous_progress=previous_progress,
+        previous_elapsed=(
+            (previous_polled_at - job.created_at).total_seconds() if previous_polled_at else None
+        ),
     )
-    delay = next_poll_delay(state, initial=initial, longest=longest)
+    delay = next_poll_delay(
+        state, initial=initial, longest=longest, safety_net=conf.webhook_safety_poll()
+    )
     postpone_poll(job, delay)
     return delay
 

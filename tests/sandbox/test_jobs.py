@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -32,36 +33,52 @@ def make_job(duration: float = 10.0) -> Job:
 class TestTimeline:
     """The timeline itself, read at chosen instants (no waiting, no threads)."""
 
-    @pytest.mark.parametrize(
-        ("elapsed", "status", "progress", "active"),
-        [
-            (0.0, "pending", 0, None),
-            (0.99, "pending", 0, None),
-            (1.0, "processing", 0, "compose"),
-            (5.5, "processing", 50, "render"),
-            (9.0, "processing", 88, "upscale"),
-            (9.99, "processing", 99, "upscale"),
-            (10.0, "completed", 100, None),
-        ],
-    )
-    def test_status_progress_and_active_step(self, elapsed, status, progress, active):
-        job = make_job().to_json(CREATED + elapsed)
-        assert job["status"] == status
-        assert job["progress"] == progress
-        assert [step["name"] for step in job["steps"] if step["active"]] == (
-            [active] if active else []
-        )
-
-    def test_progress_grows_linearly_while_processing(self):
+    def test_pending_then_processing_then_completed(self):
         job = make_job()
-        readings = [job.to_json(CREATED + 1 + 0.9 * i)["progress"] for i in range(10)]
+        start = job.knots[0]
+        assert 0.5 <= start <= 1.5
+        assert job.to_json(CREATED)["status"] == "pending"
+        assert job.to_json(CREATED + start - 0.01)["progress"] == 0
+        processing = job.to_json(CREATED + start)
+        assert processing["status"] == "processing"
+        assert [s["name"] for s in processing["steps"] if s["active"]] == ["compose"]
+        assert job.to_json(CREATED + 9.99)["progress"] == 99
+        assert [s["name"] for s in job.to_json(CREATED + 9.99)["steps"] if s["active"]] == [
+            "upscale"
+        ]
+        done = job.to_json(CREATED + 10)
+        assert (done["status"], done["progress"]) == ("completed", 100)
+
+    def test_progress_reaches_each_tenth_at_its_knot(self):
+        job = make_job()
+        readings = [job.to_json(CREATED + knot)["progress"] for knot in job.knots[:-1]]
         assert readings == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+
+    def test_progress_is_not_linear_slow_at_both_ends(self):
+        job = make_job(duration=100)
+        tenths = [high - low for low, high in itertools.pairwise(job.knots)]
+        middle = sum(tenths[2:8]) / 6
+        assert tenths[0] > middle and tenths[-1] > middle
+        readings = [job.to_json(CREATED + t)["progress"] for t in range(0, 100, 5)]
+        assert readings == sorted(readings)
+        assert len({b - a for a, b in itertools.pairwise(readings[3:])}) > 1
+
+    def test_each_job_draws_its_own_pace_the_same_every_time(self):
+        job = make_job()
+        again = make_job()
+        other = make_job()
+        other.id = "job_111111111111"
+        other.__post_init__()
+        assert job.knots == again.knots
+        assert job.knots != other.knots
+        assert job.knots[-1] == other.knots[-1] == 10.0
 
     def test_steps_complete_in_order(self):
         job = make_job()
+        third, two_thirds = job._offset_at(100 / 3), job._offset_at(200 / 3)
         completed = [
             [step["completed"] for step in job.to_json(CREATED + t)["steps"]]
-            for t in (2, 5, 8, 10)
+            for t in (job.knots[0] + 0.01, third + 0.01, two_thirds + 0.01, 10)
         ]
         assert completed == [
             [False, False, False],
@@ -95,7 +112,7 @@ class TestTimeline:
         job.end("cancelled", CREATED + 5.5)
         later = job.to_json(CREATED + 100)
         assert later["status"] == "cancelled"
-        assert later["progress"] == 50
+        assert later["progress"] == job.to_json(CREATED + 5.5)["progress"] > 0
         assert not any(step["active"] for step in later["steps"])
         assert "result" not in later and "error" not in later
 

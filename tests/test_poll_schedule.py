@@ -1,0 +1,144 @@
+"""The poll schedule: delays from a job's pace, checked alone and against the sandbox's jobs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from django_neuraldraft.poll_schedule import (
+    AIM_MARGIN,
+    FAR_SHARE,
+    PollState,
+    next_poll_delay,
+)
+from django_neuraldraft.sandbox.jobs import Job as SandboxJob
+
+INITIAL, LONGEST = 2.0, 30.0
+
+
+def delay(state: PollState, **options: float) -> float:
+    return next_poll_delay(state, initial=INITIAL, longest=LONGEST, **options)
+
+
+class TestWithoutAPace:
+    def test_a_job_with_nothing_read_backs_off_by_half_each_poll(self):
+        delays = [delay(PollState(polls=n, elapsed=0.0)) for n in (1, 2, 3)]
+        assert 1.6 <= delays[0] <= 2.0
+        assert 2.4 <= delays[1] <= 3.0
+        assert 3.6 <= delays[2] <= 4.5
+
+    def test_a_queued_job_waits_longer_the_older_it_is(self):
+        young = delay(PollState(polls=1, elapsed=1.0, progress=0))
+        old = delay(PollState(polls=1, elapsed=4.0, progress=0, previous_progress=0))
+        assert young < old <= LONGEST
+
+    @pytest.mark.parametrize("submitted_with", [None, 0])
+    def test_a_job_seen_running_is_read_again_soon_to_learn_its_pace(self, submitted_with):
+        state = PollState(polls=1, elapsed=2.0, progress=10, previous_progress=submitted_with)
+        assert 0.8 * 6 <= delay(state) <= 6
+
+    def test_a_job_far_along_at_its_first_reading_is_read_at_its_latest_end(self):
+        state = PollState(
+            polls=2, elapsed=9.0, progress=90, previous_progress=0, previous_elapsed=1.0
+        )
+        # Running for at most 8 s to reach 90 %: at most 8 * 10 / 90 s to go.
+        assert 0.8 * 8 / 9 <= delay(state) <= 8 / 9
+
+
+class TestWithAPace:
+    def test_near_the_end_it_aims_just_past_the_predicted_end(self):
+        state = PollState(
+            polls=3, elapsed=8.0, progress=80, previous_progress=20, previous_elapsed=2.0
+        )
+        assert state.pace == 10
+        assert delay(state) == pytest.approx(AIM_MARGIN * 2.0)
+
+    def test_far_from_the_end_it_goes_part_of_the_way(self):
+        state = PollState(
+            polls=2, elapsed=6.0, progress=30, previous_progress=10, previous_elapsed=2.0
+        )
+        assert delay(state) == pytest.approx(FAR_SHARE * 70 / 5)
+
+    def test_poll_max_caps_a_slow_job(self):
+        state = PollState(
+            polls=2, elapsed=12.0, progress=10, previous_progress=5, previous_elapsed=2.0
+        )
+        assert delay(state) == LONGEST
+
+    def test_a_job_about_to_end_is_not_hammered(self):
+        state = PollState(
+            polls=4, elapsed=10.0, progress=99, previous_progress=50, previous_elapsed=5.0
+        )
+        assert delay(state) == pytest.approx(0.25 * INITIAL)
+
+    def test_a_reading_of_zero_gives_no_pace(self):
+        state = PollState(
+            polls=2, elapsed=6.0, progress=30, previous_progress=0, previous_elapsed=2.0
+        )
+        assert state.pace is None
+
+
+class TestStalls:
+    def test_a_stalled_job_backs_off(self):
+        state = PollState(
+            polls=4, elapsed=20.0, progress=40, previous_progress=40, previous_elapsed=15.0
+        )
+        assert 0.8 * 10 <= delay(state) <= 10
+
+    def test_the_back_off_stops_at_poll_max(self):
+        state = PollState(
+            polls=9, elapsed=200.0, progress=40, previous_progress=40, previous_elapsed=100.0
+        )
+        assert 0.8 * LONGEST <= delay(state) <= LONGEST
+
+
+class TestSafetyNet:
+    def test_with_webhooks_on_polls_are_a_slow_safety_net_whatever_the_pace(self):
+        state = PollState(
+            polls=3, elapsed=8.0, progress=80, previous_progress=20, previous_elapsed=2.0
+        )
+        assert 0.8 * 600 <= delay(state, safety_net=600) <= 600
+
+
+def follow(duration: float, job_id: str, *, latency: float = 0.1) -> tuple[int, float]:
+    """Poll a sandbox job on the schedule; return the polls made and how late the last one was.
+
+    ``latency`` stands for the queue and the request between a due poll and
+    its reading. Time is simulated: the job's timeline is read at chosen instants.
+    """
+    job = SandboxJob(
+        id=job_id,
+        prompt="p",
+        style=None,
+        aspect_ratio="16:9",
+        key="k",
+        width=1,
+        height=1,
+        cdn_path="/cdn/k.png",
+        mime_type="image/png",
+        image_format="png",
+        result_url="http://cdn.test/k.png",
+        created_at=0.0,
+        duration=duration,
+    )
+    now, polls, previous = INITIAL, 0, (0, None)
+    while True:
+        polls += 1
+        seen = job.to_json(now)
+        if seen["status"] == "completed":
+            return polls, now - duration
+        state = PollState(polls, now, seen["progress"], *previous)
+        previous = (seen["progress"], now)
+        now += delay(state) + latency
+
+
+@pytest.mark.parametrize("duration", [10.0, 60.0])
+def test_the_sandbox_jobs_are_followed_with_few_polls_and_seen_soon_after_they_end(duration):
+    random.seed(9)
+    runs = [follow(duration, f"job_{n:012d}") for n in range(200)]
+    polls = sorted(count for count, _ in runs)
+    lateness = sorted(late for _, late in runs)
+    assert sum(polls) / len(polls) <= 4.5
+    assert lateness[int(0.95 * len(lateness))] <= 3.0
+    assert lateness[-1] <= LONGEST
