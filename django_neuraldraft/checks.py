@@ -160,6 +160,9 @@ _NUMBERS = (
     "CREDITS_PER_IMAGE",
     "DAILY_CREDIT_BUDGET",
     "CACHE_TIMEOUT",
+    "WEBHOOK_TOLERANCE",
+    "WEBHOOK_MAX_BODY_BYTES",
+    "WEBHOOK_SAFETY_POLL",
 )
 
 # BASE_URL's type is checked by E007 and API_KEY's content by E002.
@@ -341,6 +344,18 @@ def _has_column(database: str, table: str, column: str) -> bool:
     return any(field.name == column for field in description)
 
 
+def check_webhook_secret(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(
+            "NEURALDRAFT['WEBHOOK_SECRET'] is not a whsec_ signing secret.",
+            hint="Set it to the signing_secret neuraldraft_webhook_register printed, or to "
+            "None to turn webhooks off. See docs/webhooks.rst.",
+            id="neuraldraft.E030",
+        )
+        for _name, _secret in _broken(("WEBHOOK_SECRET",))
+    ]
+
+
 ALL_CHECKS = (
     check_settings_shape,
     check_api_key,
@@ -354,6 +369,7 @@ ALL_CHECKS = (
     check_cache,
     check_flags,
     check_renditions,
+    check_webhook_secret,
 )
 
 #: Checks that read the database: registered with the ``database`` tag.

@@ -38,3 +38,15 @@ class ImageOrigin(models.TextChoices):
     GENERATED = "generated", _("generated")
     PULLED = "pulled", _("pulled from Neural Draft")
     UPLOADED = "uploaded", _("uploaded by an editor")
+
+
+class WebhookOutcome(models.TextChoices):
+    """What became of one webhook delivery, from its arrival to its processing."""
+
+    RECEIVED = "received", _("received")
+    REJECTED = "rejected", _("rejected")
+    IGNORED = "ignored", _("ignored")
+    QUEUED = "queued", _("queued")
+    PROCESSED = "processed", _("processed")
+    DUPLICATE = "duplicate", _("duplicate")
+    FAILED = "failed", _("failed")

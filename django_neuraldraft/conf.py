@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -189,6 +190,12 @@ def _is_quality_map(value: Any) -> bool:
     )
 
 
+def _is_optional_webhook_secret(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, str) and re.fullmatch(r"whsec_\w+", value) is not None
+    )
+
+
 class Rule(NamedTuple):
     """What one setting must be, tested where it is read and reported by the system checks."""
 
@@ -235,6 +242,10 @@ RULES: Mapping[str, Rule] = MappingProxyType(
             "a dict of qualities from 1 to 100 for "
             f"{', '.join(map(repr, LOSSY_RENDITION_FORMATS))}",
         ),
+        "WEBHOOK_SECRET": Rule(_is_optional_webhook_secret, "None or a whsec_ signing secret"),
+        "WEBHOOK_TOLERANCE": Rule(_is_positive_number, "a positive number of seconds"),
+        "WEBHOOK_MAX_BODY_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
+        "WEBHOOK_SAFETY_POLL": Rule(_is_positive_number, "a positive number of seconds"),
     }
 )
 

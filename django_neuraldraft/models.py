@@ -15,6 +15,7 @@ from .choices import (
     ImageOrigin,
     JobStatus,
     JobType,
+    WebhookOutcome,
 )
 from .keys import MAX_KEY_LENGTH, validate_image_key
 from .limits import (
@@ -313,3 +314,60 @@ class ImageVersion(models.Model):
 
     def __str__(self) -> str:
         return self.file.name or ""
+
+
+class WebhookEvent(models.Model):
+    """One webhook delivery as it arrived, stored before anything acts on it.
+
+    Its body is kept (up to ``WEBHOOK_MAX_BODY_BYTES``) so it can be replayed;
+    its headers are kept without credentials. It holds no secret.
+    """
+
+    delivery_id = models.CharField(
+        _("delivery id"), max_length=64, blank=True, help_text=_("The whd_… id, if sent.")
+    )
+    event_id = models.CharField(
+        _("event id"),
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text=_("The evt_… id: the same event delivered twice is processed once."),
+    )
+    event_type = models.CharField(_("event type"), max_length=64, blank=True)
+    remote_job_id = models.CharField(_("remote job id"), max_length=64, blank=True)
+    job = models.ForeignKey(
+        Job,
+        verbose_name=_("job"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_events",
+    )
+    verified = models.BooleanField(
+        _("signature verified"), default=False, help_text=_("Whether the signature was valid.")
+    )
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    body_truncated = models.BooleanField(_("body truncated"), default=False)
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=WebhookOutcome.choices,
+        default=WebhookOutcome.RECEIVED,
+    )
+    error = models.TextField(_("error"), blank=True)
+    replays = models.PositiveIntegerField(_("replays"), default=0)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ["-received_at", "-pk"]
+        indexes = [
+            models.Index(fields=["outcome", "received_at"], name="neuraldraft_webhook_out_idx"),
+        ]
+        permissions = [("replay_webhookevent", _("Can replay webhook deliveries"))]
+
+    def __str__(self) -> str:
+        return self.event_id or self.delivery_id or _("delivery #%(pk)s") % {"pk": self.pk}

@@ -100,3 +100,21 @@ def sweep_stale_jobs(grace_seconds: float = 60.0) -> dict[str, int]:
     if any(restarted.values()):
         logger.warning("Restarted stale Neural Draft job chains: %s", restarted)
     return restarted
+
+
+@shared_task(name="neuraldraft.process_webhook", bind=True, acks_late=True, max_retries=5)
+def process_webhook(self: Task, event_pk: int) -> None:
+    """Follow the job a verified delivery names, once; the job's own chain goes on as before.
+
+    The chain's next message (a slow safety net while webhooks are on) finds
+    the job bound and ends, or polls it again if it still runs.
+    """
+    from . import webhooks
+
+    try:
+        webhooks.process(event_pk)
+    except services.TRANSIENT_ERRORS as err:
+        retry_after = getattr(err, "retry_after", None)
+        raise self.retry(
+            exc=err, countdown=retry_delay(self.request.retries + 1, retry_after)
+        ) from err

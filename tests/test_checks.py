@@ -170,6 +170,9 @@ class TestValueChecks:
             ("MAX_PIXELS", 1.5e7, "a positive whole number of pixels", 50000000),
             ("CREDITS_PER_IMAGE", -40, "a whole number, 0 or more", 40),
             ("DAILY_CREDIT_BUDGET", "2000", "None or a whole number, 0 or more", None),
+            ("WEBHOOK_TOLERANCE", 0, "a positive number of seconds", 300),
+            ("WEBHOOK_MAX_BODY_BYTES", 1.5, "a positive whole number of bytes", 65536),
+            ("WEBHOOK_SAFETY_POLL", -1, "a positive number of seconds", 120),
         ],
     )
     def test_e009_every_number_by_type_and_range(self, name, value, expected, default):
@@ -342,6 +345,25 @@ class TestVersionStorageCheck:
         assert set(checks.check_version_storages.tags) == {"neuraldraft", "database"}
 
 
+class TestWebhookSecretCheck:
+    @pytest.mark.parametrize("secret", [None, "whsec_abc123XYZ"])
+    def test_no_secret_or_a_whsec_secret_passes(self, secret):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "WEBHOOK_SECRET": secret}):
+            assert checks.check_webhook_secret() == []
+
+    @pytest.mark.parametrize("secret", ["abc123", "whsec_", "whsec_ spaces", 42])
+    def test_e030_not_a_signing_secret(self, secret):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "WEBHOOK_SECRET": secret}):
+            assert checks.check_webhook_secret() == [
+                Error(
+                    "NEURALDRAFT['WEBHOOK_SECRET'] is not a whsec_ signing secret.",
+                    hint="Set it to the signing_secret neuraldraft_webhook_register printed, "
+                    "or to None to turn webhooks off. See docs/webhooks.rst.",
+                    id="neuraldraft.E030",
+                )
+            ]
+
+
 def test_every_setting_has_a_rule_and_a_check():
     """A new key in conf.DEFAULTS needs a rule in conf.RULES and a check that reports it."""
     checked = {
@@ -352,6 +374,7 @@ def test_every_setting_has_a_rule_and_a_check():
         "ALLOWED_DOWNLOAD_HOSTS",  # E012
         "DEFAULT_ASPECT_RATIO",  # E013
         "BASE_URL",  # E007
+        "WEBHOOK_SECRET",  # E030
     }
     assert set(conf.RULES) == set(conf.DEFAULTS) == checked
     assert all(conf.is_valid(name, default) for name, default in conf.DEFAULTS.items())

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -56,6 +56,7 @@ from .types import (
     JobError,
     JobEvent,
     JobStep,
+    unwrap,
 )
 from .urls import HTTPURL, UnsafeURLError, parse_http_url
 
@@ -305,6 +306,27 @@ class NeuralDraftClient:
             files={"file": (filename, content, content_type)},
         )
         return self._call(request, Image.from_api)
+
+    def create_webhook_endpoint(
+        self, url: str, *, events: tuple[str, ...] = ("image.generated",)
+    ) -> Mapping[str, Any]:
+        """Register ``url`` to receive ``events`` (``POST /webhook-endpoints``).
+
+        Returns the endpoint object, whose ``signing_secret`` (``whsec_...``)
+        the API shows this once and never again. A bad URL or topic raises
+        ValidationFailedError.
+        """
+
+        def parse(payload: Any) -> Mapping[str, Any]:
+            endpoint = unwrap(payload, "webhook endpoint", "id")
+            for name in ("id", "signing_secret"):
+                if not isinstance(endpoint.get(name), str) or not endpoint[name]:
+                    raise MalformedResponseError(f"The webhook endpoint has no {name!r} string.")
+            return endpoint
+
+        body = {"url": url, "events": list(events)}
+        request = APIRequest("POST", f"{self.base_url}/webhook-endpoints", json=body)
+        return self._call(request, parse)
 
     def stream_job(
         self, job_id: str, *, last_event_id: str | None = None

@@ -1,0 +1,247 @@
+"""Neural Draft webhook deliveries: their signature, their record, and what they set off.
+
+A delivery is only a hint that a job may have ended. Its body is hostile
+input: it is verified, bounded and stored, and the one thing taken from it is
+a job id, which makes us ask the API (``services.poll_once``) what happened.
+See docs/webhooks.rst.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import conf, services
+from .choices import WebhookOutcome
+from .models import Job, WebhookEvent
+from .tasks import process_webhook
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Neural-Draft-Signature"
+DELIVERY_HEADER = "X-Neural-Draft-Delivery"
+IMAGE_GENERATED = "image.generated"
+#: Headers never stored: they may carry credentials of the site or a proxy.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: Bounds on what is stored of the headers.
+MAX_HEADERS = 50
+MAX_HEADER_LENGTH = 500
+#: What an id from the body must look like before it is stored or looked up.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TYPE = re.compile(r"[a-z0-9_.]{1,64}")
+
+
+#: The error of a delivery whose job could not be refreshed or its image fetched for now.
+UNFINISHED = (
+    "Neural Draft could not be reached, or the image not fetched, for now; "
+    "the job's polls go on, and the delivery can be replayed."
+)
+
+
+class RejectedError(Exception):
+    """A delivery we refuse with a 400: its reason is safe to log and to store."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What is used of a delivery's body: its event id, type and job id, each validated."""
+
+    event_id: str
+    event_type: str
+    job_id: str
+
+
+def verify(header: str | None, body: bytes, *, now: float | None = None) -> None:
+    """Raise :class:`RejectedError` unless ``header`` signs ``body`` with our secret.
+
+    The header is ``t=<unix>,v1=<hex>[,v1=<hex>...]``: the HMAC-SHA256 of
+    ``f"{t}."`` + the raw body, keyed with the ``whsec_`` secret. Any ``v1``
+    may match (during a rotation the API signs with both secrets); unknown
+    keys are ignored. The timestamp must be within ``WEBHOOK_TOLERANCE``.
+    """
+    secret = conf.webhook_secret()
+    if secret is None:
+        raise RejectedError("Webhooks are off: NEURALDRAFT['WEBHOOK_SECRET'] is not set.")
+    if not header:
+        raise RejectedError(f"No {SIGNATURE_HEADER} header.")
+    timestamp, signatures = _parse_signature(header)
+    if timestamp is None or not signatures:
+        raise RejectedError(f"Malformed {SIGNATURE_HEADER} header.")
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > conf.webhook_tolerance():
+        raise RejectedError("The signature's timestamp is outside the tolerance.")
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    # Every candidate is compared, so the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(expected, candidate) for candidate in signatures]
+    if not any(matches):
+        raise RejectedError("The signature does not match.")
+
+
+def _parse_signature(header: str) -> tuple[str | None, list[str]]:
+    timestamp, signatures = None, []
+    for part in header.split(",")[:20]:
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+            timestamp = value
+        elif key == "v1" and re.fullmatch(r"[0-9a-f]{64}", value):
+            signatures.append(value)
+    return timestamp, signatures
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The delivery's headers as stored: no credentials, bounded in number and length."""
+    kept = {}
+    for name, value in list(headers.items())[:MAX_HEADERS]:
+        if name.lower() not in SECRET_HEADERS:
+            kept[name[:MAX_HEADER_LENGTH]] = str(value)[:MAX_HEADER_LENGTH]
+    return kept
+
+
+def record(headers: Mapping[str, str], body: bytes, *, truncated: bool) -> WebhookEvent:
+    """Store a delivery as it arrived, before anything is decided about it."""
+    delivery_id = headers.get(DELIVERY_HEADER, "")
+    return WebhookEvent.objects.create(
+        delivery_id=delivery_id if _ID.fullmatch(delivery_id) else "",
+        headers=stored_headers(headers),
+        body=body.decode("utf-8", errors="replace"),
+        body_truncated=truncated,
+    )
+
+
+def reject(event: WebhookEvent, reason: str) -> None:
+    """Mark ``event`` refused with a 400; the log line names the delivery, never the secret."""
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        outcome=WebhookOutcome.REJECTED, error=reason, processed_at=timezone.now()
+    )
+    logger.warning("Rejected webhook delivery %s: %s", event.delivery_id or event.pk, reason)
+
+
+def parse(body: bytes) -> Envelope | str:
+    """Return the envelope of a verified body, or why it cannot be used.
+
+    The body must be JSON (else :class:`RejectedError`). The docs do not show
+    its shape; the sandbox sends ``{"id", "type", "created_at", "data":
+    {"job_id", ...}}`` and the job id is also taken from ``data.id``.
+    """
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise RejectedError("The body is not JSON.") from err
+    if not isinstance(payload, dict):
+        return "The body is not a JSON object."
+    event_type = payload.get("type") or payload.get("event")
+    if not isinstance(event_type, str) or not _TYPE.fullmatch(event_type):
+        return "The body has no event type."
+    if event_type != IMAGE_GENERATED:
+        return f"Event type {event_type} is not one we act on."
+    event_id = payload.get("id")
+    if not isinstance(event_id, str) or not _ID.fullmatch(event_id):
+        return "The body has no usable event id."
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    job_id = data.get("job_id") or data.get("id")
+    if not isinstance(job_id, str) or not _ID.fullmatch(job_id):
+        return "The body has no usable job id."
+    return Envelope(event_id, event_type, job_id)
+
+
+def accept(event: WebhookEvent, envelope: Envelope | str) -> None:
+    """Book a verified delivery: queue its processing after commit, or note why not."""
+    fields: dict[str, Any] = {"verified": True}
+    if isinstance(envelope, str):
+        fields.update(outcome=WebhookOutcome.IGNORED, error=envelope, processed_at=timezone.now())
+    else:
+        fields.update(
+            outcome=WebhookOutcome.QUEUED,
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            remote_job_id=envelope.job_id,
+        )
+    WebhookEvent.objects.filter(pk=event.pk).update(**fields)
+    if not isinstance(envelope, str):
+        transaction.on_commit(lambda: process_webhook.delay(event.pk))
+
+
+def process(event_pk: int) -> services.PollOutcome | None:
+    """Act on a stored, verified delivery: follow its job once, unless its event already was.
+
+    Nothing in the body is trusted: the job is looked up by id among ours and
+    refreshed from the API by :func:`services.poll_once`, which ingests a
+    finished image. Returns the poll's outcome, or ``None`` when nothing was
+    polled. A poll that met a transient error marks the delivery failed (it
+    can be replayed) while the job's own polls go on; an unexpected error
+    propagates after being recorded.
+    """
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
+        if (
+            event is None
+            or not event.verified
+            or not event.remote_job_id
+            or event.outcome == WebhookOutcome.PROCESSED
+        ):
+            return None
+        # Locks every delivery of the event, so that two of them never both go on.
+        siblings = list(
+            WebhookEvent.objects.select_for_update()
+            .filter(event_id=event.event_id)
+            .exclude(pk=event.pk)
+            .order_by("pk")
+            .values_list("outcome", flat=True)
+        )
+        if WebhookOutcome.PROCESSED in siblings:
+            _finish(event, WebhookOutcome.DUPLICATE, "This event was processed already.")
+            return None
+        job = Job.objects.filter(remote_id=event.remote_job_id).first()
+        if job is None:
+            _finish(event, WebhookOutcome.IGNORED, "No job of ours has this id.")
+            return None
+        _finish(event, WebhookOutcome.PROCESSED, "", job=job)
+    polls = job.polls
+    try:
+        outcome = services.poll_once(job)
+    except Exception as err:
+        _finish(event, WebhookOutcome.FAILED, f"{type(err).__name__}: {err}"[:1000])
+        raise
+    if outcome.next_poll_in is not None and (outcome.job.is_terminal or job.polls == polls):
+        # poll_once met a transient error (logged) and scheduled another try.
+        _finish(event, WebhookOutcome.FAILED, UNFINISHED)
+    return outcome
+
+
+def _finish(event: WebhookEvent, outcome: str, error: str, **fields: Any) -> None:
+    event.outcome, event.error, event.processed_at = outcome, error, timezone.now()
+    for name, value in fields.items():
+        setattr(event, name, value)
+    event.save(update_fields=["outcome", "error", "processed_at", *fields])
+
+
+def replay(event: WebhookEvent) -> None:
+    """Queue a stored delivery for processing again, e.g. one that failed.
+
+    Only a verified delivery with a job id can be replayed; one whose event
+    was processed is left alone (:func:`process` would not act on it twice).
+    """
+    if not event.verified or not event.remote_job_id:
+        raise RejectedError(
+            "Only a delivery with a verified signature and a job id can be replayed."
+        )
+    if event.outcome == WebhookOutcome.PROCESSED:
+        return
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        outcome=WebhookOutcome.QUEUED, error="", replays=F("replays") + 1
+    )
+    transaction.on_commit(lambda: process_webhook.delay(event.pk))
