@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 
 #: Without a pace to read, the next poll comes after this many times the job's age.
-AGE_FACTOR = 6.0
+AGE_FACTOR = 8.0
 #: A stalled job's next poll waits this many times the interval that saw no progress.
 STALL_FACTOR = 2.0
 #: Aim this much past the end the pace predicts: jobs tend to slow down at the
@@ -31,7 +31,7 @@ NEAR_PROGRESS = 50
 FAR_SHARE = 0.6
 #: A job seen running for the first time is read again after this many times
 #: the longest it can have been running: the two readings then give its pace.
-RUNNING_FACTOR = 3.0
+RUNNING_FACTOR = 2.0
 #: Never poll again sooner than this share of ``initial`` (a job about to end).
 BRISK_SHARE = 0.25
 
@@ -132,7 +132,7 @@ def next_poll_delay(
         if running_for is not None:
             # At the slowest pace it can have, the job needs at most this long to end.
             at_most = (100 - state.progress) * running_for / state.progress
-            delay = min(RUNNING_FACTOR * running_for, at_most)
+            delay = min(RUNNING_FACTOR * running_for, FAR_SHARE * at_most)
         else:
             delay = max(initial * 1.5 ** max(state.polls - 1, 0), AGE_FACTOR * state.elapsed)
     return min(longest, max(brisk, delay * random.uniform(0.8, 1.0)))

@@ -229,19 +229,28 @@ def _finish(event: WebhookEvent, outcome: str, error: str, **fields: Any) -> Non
     event.save(update_fields=["outcome", "error", "processed_at", *fields])
 
 
-def replay(event: WebhookEvent) -> None:
-    """Queue a stored delivery for processing again, e.g. one that failed.
+def prepare_replay(event: WebhookEvent) -> bool:
+    """Make a stored delivery processable again; return whether there is anything to do.
 
-    Only a verified delivery with a job id can be replayed; one whose event
-    was processed is left alone (:func:`process` would not act on it twice).
+    Only a verified delivery with a job id can be replayed
+    (:class:`RejectedError` otherwise); one that was processed is left alone,
+    as :func:`process` would not act on it twice.
     """
     if not event.verified or not event.remote_job_id:
         raise RejectedError(
             "Only a delivery with a verified signature and a job id can be replayed."
         )
     if event.outcome == WebhookOutcome.PROCESSED:
-        return
+        return False
     WebhookEvent.objects.filter(pk=event.pk).update(
         outcome=WebhookOutcome.QUEUED, error="", replays=F("replays") + 1
     )
+    return True
+
+
+def replay(event: WebhookEvent) -> bool:
+    """Queue a stored delivery for processing again, after commit; see :func:`prepare_replay`."""
+    if not prepare_replay(event):
+        return False
     transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    return True

@@ -56,14 +56,15 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        queued = refused = 0
+        queued = refused = done = 0
         for event in queryset:
             try:
-                webhooks.replay(event)
+                if webhooks.replay(event):
+                    queued += 1
+                else:
+                    done += 1
             except webhooks.RejectedError:
                 refused += 1
-            else:
-                queued += 1
         if queued:
             self.message_user(
                 request,
@@ -74,6 +75,17 @@ class WebhookEventAdmin(admin.ModelAdmin):
                 )
                 % {"count": queued},
                 messages.SUCCESS,
+            )
+        if done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d delivery was processed already.",
+                    "%(count)d deliveries were processed already.",
+                    done,
+                )
+                % {"count": done},
+                messages.INFO,
             )
         if refused:
             self.message_user(
