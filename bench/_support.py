@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +267,7 @@ def bench_project(
     job_seconds: float,
     database: str = "sqlite",
     neuraldraft: dict[str, Any] | None = None,
+    neuraldraft_from_sandbox: Callable[[SandboxServer], dict[str, Any]] | None = None,
     worker_concurrency: int | None = None,
     worker_loglevel: str = "WARNING",
     image_format: str = "png",
@@ -275,6 +276,8 @@ def bench_project(
 
     ``database`` is ``"sqlite"`` (a file in the temporary directory) or
     ``"postgresql"`` (a database created for the run and dropped after it).
+    ``neuraldraft_from_sandbox``, given the running sandbox, returns more
+    ``NEURALDRAFT`` settings (e.g. a webhook secret it registered for).
 
     With ``worker_concurrency`` the broker is Redis (:data:`REDIS_URL`,
     emptied before and after); without, task messages go to the in-memory
@@ -294,7 +297,10 @@ def bench_project(
             "database": database,
             "base_url": sandbox.base_url,
             "broker_url": REDIS_URL if worker_concurrency else "memory://",
-            "neuraldraft": neuraldraft or {},
+            "neuraldraft": {
+                **(neuraldraft or {}),
+                **(neuraldraft_from_sandbox(sandbox) if neuraldraft_from_sandbox else {}),
+            },
         }
         if database == "postgresql":
             config["database_name"] = stack.enter_context(postgresql_database())
