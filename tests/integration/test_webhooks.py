@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def threads_publish_to_redis(redis_celery: Celery) -> Iterator[Celery]:
     """Make the live server's threads publish to Redis too: Celery's current app is per thread."""
     previous = _state.default_app
-    _state.set_default_app(redis_celery)
+    redis_celery.set_default()
     yield redis_celery
     _state.set_default_app(previous)
 
