@@ -1,4 +1,4 @@
-"""The webhook receiver: verify, store, acknowledge; the work happens in a task after commit."""
+"""The webhook receiver: judge, store, acknowledge; the work happens in a task after commit."""
 
 from __future__ import annotations
 
@@ -14,22 +14,14 @@ from . import conf, webhooks
 def webhook(request: HttpRequest) -> JsonResponse:
     """Receive one Neural Draft delivery; see docs/webhooks.rst for what each answer means.
 
-    Every delivery is stored first. A bad signature, a stale timestamp, no
-    secret configured, a body over ``WEBHOOK_MAX_BODY_BYTES`` or one that is
-    not JSON is answered 400 and changes nothing else. A verified body we
-    cannot use is acknowledged (200) so the API does not retry it.
+    Every delivery is stored. A bad signature, a stale timestamp, no secret
+    configured, a body over ``WEBHOOK_MAX_BODY_BYTES`` or one that is not
+    JSON is answered 400 and changes nothing else. A verified body we cannot
+    use is acknowledged (200) so the API does not retry it.
     """
-    limit = conf.webhook_max_body_bytes()
-    body = request.read(limit + 1)
-    truncated = len(body) > limit
-    event = webhooks.record(request.headers, body[:limit], truncated=truncated)
-    try:
-        if truncated:
-            raise webhooks.RejectedError(f"The body is over {limit} bytes.")
-        webhooks.verify(request.headers.get(webhooks.SIGNATURE_HEADER), body)
-        envelope = webhooks.parse(body)
-    except webhooks.RejectedError as err:
-        webhooks.reject(event, str(err))
-        return JsonResponse({"received": False, "error": str(err)}, status=400)
-    webhooks.accept(event, envelope)
+    # One byte over the limit is enough to know the body is too long.
+    body = request.read(conf.webhook_max_body_bytes() + 1)
+    _event, refusal = webhooks.receive(request.headers, body)
+    if refusal is not None:
+        return JsonResponse({"received": False, "error": refusal}, status=400)
     return JsonResponse({"received": True})

@@ -110,23 +110,54 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return kept
 
 
-def record(headers: Mapping[str, str], body: bytes, *, truncated: bool) -> WebhookEvent:
-    """Store a delivery as it arrived, before anything is decided about it."""
+def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str | None]:
+    """Judge a delivery, store it with the verdict in one write, queue its processing on commit.
+
+    ``body`` may be one byte longer than ``WEBHOOK_MAX_BODY_BYTES``, which
+    tells an oversized body. Returns the stored event and, for a delivery to
+    refuse with a 400, the reason; nothing else changes then, and the log
+    line names the delivery and the reason, never the secret.
+    """
+    limit = conf.webhook_max_body_bytes()
     delivery_id = headers.get(DELIVERY_HEADER, "")
-    return WebhookEvent.objects.create(
+    event = WebhookEvent(
         delivery_id=delivery_id if _ID.fullmatch(delivery_id) else "",
         headers=stored_headers(headers),
-        body=body.decode("utf-8", errors="replace"),
-        body_truncated=truncated,
+        body=body[:limit].decode("utf-8", errors="replace"),
+        body_truncated=len(body) > limit,
     )
-
-
-def reject(event: WebhookEvent, reason: str) -> None:
-    """Mark ``event`` refused with a 400; the log line names the delivery, never the secret."""
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        outcome=WebhookOutcome.REJECTED, error=reason, processed_at=timezone.now()
+    try:
+        if event.body_truncated:
+            raise RejectedError(f"The body is over {limit} bytes.")
+        verify(headers.get(SIGNATURE_HEADER), body)
+        envelope = parse(body)
+    except RejectedError as err:
+        event.outcome, event.error, event.processed_at = (
+            WebhookOutcome.REJECTED,
+            str(err),
+            timezone.now(),
+        )
+        event.save()
+        logger.warning("Rejected webhook delivery %s: %s", event.delivery_id or event.pk, err)
+        return event, str(err)
+    event.verified = True
+    if isinstance(envelope, str):
+        event.outcome, event.error, event.processed_at = (
+            WebhookOutcome.IGNORED,
+            envelope,
+            timezone.now(),
+        )
+        event.save()
+        return event, None
+    event.outcome = WebhookOutcome.QUEUED
+    event.event_id, event.event_type, event.remote_job_id = (
+        envelope.event_id,
+        envelope.event_type,
+        envelope.job_id,
     )
-    logger.warning("Rejected webhook delivery %s: %s", event.delivery_id or event.pk, reason)
+    event.save()
+    transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    return event, None
 
 
 def parse(body: bytes) -> Envelope | str:
@@ -156,23 +187,6 @@ def parse(body: bytes) -> Envelope | str:
     if not isinstance(job_id, str) or not _ID.fullmatch(job_id):
         return "The body has no usable job id."
     return Envelope(event_id, event_type, job_id)
-
-
-def accept(event: WebhookEvent, envelope: Envelope | str) -> None:
-    """Book a verified delivery: queue its processing after commit, or note why not."""
-    fields: dict[str, Any] = {"verified": True}
-    if isinstance(envelope, str):
-        fields.update(outcome=WebhookOutcome.IGNORED, error=envelope, processed_at=timezone.now())
-    else:
-        fields.update(
-            outcome=WebhookOutcome.QUEUED,
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
-            remote_job_id=envelope.job_id,
-        )
-    WebhookEvent.objects.filter(pk=event.pk).update(**fields)
-    if not isinstance(envelope, str):
-        transaction.on_commit(lambda: process_webhook.delay(event.pk))
 
 
 def process(event_pk: int) -> services.PollOutcome | None:
