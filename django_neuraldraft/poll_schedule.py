@@ -121,18 +121,18 @@ def next_poll_delay(
     if safety_net is not None:
         return safety_net * random.uniform(0.8, 1.0)
     brisk = BRISK_SHARE * initial
+    progress = state.progress or 0
     pace = state.pace
     if pace is not None:
-        share = AIM_MARGIN if state.progress >= NEAR_PROGRESS else FAR_SHARE
-        return min(longest, max(brisk, share * (100 - state.progress) / pace))
-    if state.stalled:
+        share = AIM_MARGIN if progress >= NEAR_PROGRESS else FAR_SHARE
+        return min(longest, max(brisk, share * (100 - progress) / pace))
+    running_for = state.running_for
+    if state.stalled and state.previous_elapsed is not None:
         delay = STALL_FACTOR * (state.elapsed - state.previous_elapsed)
+    elif running_for is not None and progress:
+        # At the slowest pace it can have, the job needs at most this long to end.
+        at_most = (100 - progress) * running_for / progress
+        delay = min(RUNNING_FACTOR * running_for, FAR_SHARE * at_most)
     else:
-        running_for = state.running_for
-        if running_for is not None:
-            # At the slowest pace it can have, the job needs at most this long to end.
-            at_most = (100 - state.progress) * running_for / state.progress
-            delay = min(RUNNING_FACTOR * running_for, FAR_SHARE * at_most)
-        else:
-            delay = max(initial * 1.5 ** max(state.polls - 1, 0), AGE_FACTOR * state.elapsed)
+        delay = max(initial * 1.5 ** max(state.polls - 1, 0), AGE_FACTOR * state.elapsed)
     return min(longest, max(brisk, delay * random.uniform(0.8, 1.0)))

@@ -10,6 +10,24 @@ from django.utils.translation import gettext_lazy as _, ngettext
 from .. import webhooks
 from ..models import WebhookEvent
 
+#: Every field, shown and none editable.
+_FIELDS = (
+    "received_at",
+    "processed_at",
+    "outcome",
+    "error",
+    "verified",
+    "event_id",
+    "event_type",
+    "delivery_id",
+    "remote_job_id",
+    "job",
+    "replays",
+    "headers",
+    "body",
+    "body_truncated",
+)
+
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
@@ -27,23 +45,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_select_related = ["job"]
     actions = ["replay"]
-    fields = [
-        "received_at",
-        "processed_at",
-        "outcome",
-        "error",
-        "verified",
-        "event_id",
-        "event_type",
-        "delivery_id",
-        "remote_job_id",
-        "job",
-        "replays",
-        "headers",
-        "body",
-        "body_truncated",
-    ]
-    readonly_fields = fields
+    fields = _FIELDS
+    readonly_fields = _FIELDS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -57,10 +58,10 @@ class Command(BaseCommand):
                 f"{still_failing} delivery(ies) failed again; see the errors above.", returncode=1
             )
 
-    def _select(self, id: str | None, failed: bool):
-        if failed:
+    def _select(self, id: str | None, failed: bool) -> Iterable[WebhookEvent]:
+        if failed or id is None:
             return WebhookEvent.objects.filter(outcome=WebhookOutcome.FAILED).order_by("pk")
-        lookup = {"pk": int(id)} if id.isdigit() else {"event_id": id}
+        lookup: dict[str, Any] = {"pk": int(id)} if id.isdigit() else {"event_id": id}
         matching = list(WebhookEvent.objects.filter(**lookup).order_by("pk")[:1])
         if not matching:
             raise CommandError(f"No stored webhook delivery {id!r}; list them in the admin.")
