@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("neuraldraft", "0004_imageversion_storage_alias"),
+        ("neuraldraft", "0005_admin_review"),
     ]
 
     operations = [
