@@ -41,9 +41,8 @@ class ImageOrigin(models.TextChoices):
 
 
 class WebhookOutcome(models.TextChoices):
-    """What became of one webhook delivery, from its arrival to its processing."""
+    """What became of one webhook delivery: the receiver's verdict, then its processing."""
 
-    RECEIVED = "received", _("received")
     REJECTED = "rejected", _("rejected")
     IGNORED = "ignored", _("ignored")
     QUEUED = "queued", _("queued")

@@ -349,12 +349,7 @@ class WebhookEvent(models.Model):
     headers = models.JSONField(_("headers"), default=dict, blank=True)
     body = models.TextField(_("body"), blank=True)
     body_truncated = models.BooleanField(_("body truncated"), default=False)
-    outcome = models.CharField(
-        _("outcome"),
-        max_length=16,
-        choices=WebhookOutcome.choices,
-        default=WebhookOutcome.RECEIVED,
-    )
+    outcome = models.CharField(_("outcome"), max_length=16, choices=WebhookOutcome.choices)
     error = models.TextField(_("error"), blank=True)
     replays = models.PositiveIntegerField(_("replays"), default=0)
     received_at = models.DateTimeField(_("received"), auto_now_add=True)
