@@ -106,7 +106,8 @@ def test_an_unverified_delivery_cannot_be_replayed(webhook_settings, deliver):
 
 def test_a_processed_delivery_is_not_replayed(finished_job, sandbox, delivered, published):
     event = delivered(event_body(finished_job.remote_id))
-    webhooks.replay(event)
+    published.clear()
+    assert webhooks.replay(event) is False
     event.refresh_from_db()
     assert (event.outcome, event.replays) == (WebhookOutcome.PROCESSED, 0)
     assert published == []
