@@ -61,19 +61,21 @@ def test_a_job_that_is_not_ours_is_ignored(webhook_settings, sandbox, delivered)
     assert not [r for r in sandbox.requests if r.path.startswith("/v1/jobs/")]
 
 
-def test_a_delivery_for_a_running_job_continues_its_poll_chain(
+def test_a_delivery_for_a_running_job_polls_it_once_and_leaves_its_chain_alone(
     webhook_settings, sandbox, deliver, published, django_capture_on_commit_callbacks
 ):
     image_key = ImageKey.objects.create(key="hero.background", prompt="A harbour at dawn")
     job = services.submit(services.request_generation(image_key))
+    job.refresh_from_db()
+    chain = (job.chain_token, job.chain_due_at)
     with django_capture_on_commit_callbacks(execute=True):
         deliver(event_body(job.remote_id))
     published.clear()
     tasks.process_webhook(WebhookEvent.objects.get().pk)
     job.refresh_from_db()
     assert job.status != JobStatus.COMPLETED and job.polls == 1
-    assert [(m.name, m.args) for m in published] == [("neuraldraft.poll_job", (job.pk,))]
-    assert published[0].eta is not None
+    assert (job.chain_token, job.chain_due_at) == chain
+    assert published == []
 
 
 def test_a_failed_refresh_is_recorded_and_the_delivery_can_be_replayed(
