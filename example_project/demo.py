@@ -66,9 +66,11 @@ def run_demo(options: argparse.Namespace) -> None:
         django.setup()
         say(f"Neural Draft sandbox on {sandbox.base_url}")
         prepare_database()
-        with running(celery_worker_command()) as worker:
+        with running(celery_worker_command(), "The Celery worker") as worker:
             request_images()
-            wait_until_bound(options.timeout, worker)
+            deadline = time.monotonic() + options.timeout
+            wait_until_bound(deadline, options.timeout, worker)
+            wait_for_renditions(deadline, options.timeout, worker)
             page = render_home_page()
             say(f"Rendered the home page with {page} images from local storage.")
             if not options.once:
@@ -117,7 +119,7 @@ def celery_worker_command() -> list[str]:
 
 
 @contextmanager
-def running(command: list[str]) -> Iterator[subprocess.Popen]:
+def running(command: list[str], name: str) -> Iterator[subprocess.Popen]:
     """Run ``command`` beside the demo, in a process group of its own, and stop that group.
 
     Its own group, so that Ctrl-C reaches the demo alone and the demo stops
@@ -130,8 +132,10 @@ def running(command: list[str]) -> Iterator[subprocess.Popen]:
     finally:
         if process.poll() is None:
             process.terminate()
-            with suppress(subprocess.TimeoutExpired):
+            try:
                 process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                say(f"{name} did not stop within 15 s; killing it.")
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -150,10 +154,9 @@ def request_images() -> None:
         say(f"Asked for {key!r}: local job #{job.pk}, {job.credits} credits.")
 
 
-def wait_until_bound(timeout: float, worker: subprocess.Popen) -> None:
+def wait_until_bound(deadline: float, timeout: float, worker: subprocess.Popen) -> None:
     from django_neuraldraft.models import ImageKey, Job
 
-    deadline = time.monotonic() + timeout
     reported = None
     while True:
         waiting = ImageKey.objects.filter(current__isnull=True).count()
@@ -171,6 +174,33 @@ def wait_until_bound(timeout: float, worker: subprocess.Popen) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{waiting} images still unbound after {timeout:.0f} s.")
         time.sleep(0.5)
+
+
+def wait_for_renditions(deadline: float, timeout: float, worker: subprocess.Popen) -> None:
+    """Wait until the worker has recorded every image's renditions, so that it is idle.
+
+    The worker makes them after each image is bound (about a second of CPU
+    each). Serving before they are done left it busy, and Ctrl-C soon after
+    then waited out the whole warm shutdown and killed it half-way.
+    """
+    from django_neuraldraft import renditions
+    from django_neuraldraft.models import ImageVersion
+
+    def missing() -> int:
+        return sum(
+            1 for version in ImageVersion.objects.filter(renditions=[]) if renditions.plan(version)
+        )
+
+    count = missing()
+    if count:
+        say(f"Making the renditions of {count} images (smaller widths, modern formats)...")
+    while count:
+        if worker.poll() is not None:
+            raise SystemExit("The Celery worker stopped; see its output above.")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{count} images still without renditions after {timeout:.0f} s.")
+        time.sleep(0.5)
+        count = missing()
 
 
 def render_home_page() -> int:

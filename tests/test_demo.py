@@ -2,7 +2,8 @@
 
 One run of the demo, on a free port: the example site, a real Celery worker
 and the sandbox, end to end; then SIGINT to the demo's process group, as a
-terminal sends it, must stop everything the demo started, without a traceback.
+terminal sends it, must stop everything the demo started, without a traceback,
+the worker by its own warm shutdown rather than the demo's kill.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
@@ -80,6 +83,11 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
         site = site.group(1)
         assert "Rendered the home page with 4 images from local storage." in out_path.read_text()
         assert "the admin login is admin / admin" in out_path.read_text()
+        with closing(sqlite3.connect(var / "db.sqlite3")) as database:
+            (without,) = database.execute(
+                "SELECT COUNT(*) FROM neuraldraft_imageversion WHERE renditions = '[]'"
+            ).fetchone()
+        assert without == 0, "The demo served while the worker was still making renditions."
 
         page = requests.get(site, timeout=30)
         assert page.status_code == 200
@@ -96,6 +104,7 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert demo.wait(timeout=60) == 0, output()
         assert "Traceback" not in output()
         assert "[demo] Stopped." in out_path.read_text()
+        assert "did not stop within" not in out_path.read_text(), output()
         wait_for(
             lambda: not processes_with(marker),
             timeout=15,
