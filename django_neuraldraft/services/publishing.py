@@ -88,7 +88,9 @@ def verified_file(file: IO[bytes]) -> Iterator[DownloadedImage]:
                 )
             digest.update(block)
             copy.write(block)
-        image_format, width, height, color = inspect_image(copy, max_pixels=conf.max_pixels())
+        image_format, width, height, color = inspect_image(
+            copy, max_pixels=conf.max_pixels(), source=_("The uploaded file")
+        )
         mime_type, extension = IMAGE_FORMATS[image_format]
         copy.seek(0)
         yield DownloadedImage(
