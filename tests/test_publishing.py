@@ -14,6 +14,7 @@ from django_neuraldraft import services
 from django_neuraldraft.alt_text import propose_alt_text
 from django_neuraldraft.choices import ImageOrigin
 from django_neuraldraft.exceptions import (
+    CreditBudgetExceededError,
     DownloadTooLargeError,
     InsufficientCreditsError,
     InvalidImageError,
@@ -173,6 +174,29 @@ class TestUpload:
         with pytest.raises(InsufficientCreditsError):
             services.upload(hero, io.BytesIO(png_bytes()))
         assert not ImageVersion.objects.exists()
+
+
+class TestUploadBudget:
+    def test_an_upload_counts_against_todays_budget(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        services.upload(hero, io.BytesIO(png_bytes()))
+        assert services.credits_left_today() == 99
+
+    def test_a_spent_budget_refuses_the_upload_before_sending(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 41}
+        services.submit(services.request_generation(hero))
+        services.upload(hero, io.BytesIO(png_bytes(color="#000000")))
+        before = len(sandbox.requests)
+        with pytest.raises(CreditBudgetExceededError, match="An upload costs 1 credit"):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert len(sandbox.requests) == before
+        assert ImageVersion.objects.count() == 1
+
+    def test_a_generation_after_uploads_sees_them(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 40}
+        services.upload(hero, io.BytesIO(png_bytes()))
+        with pytest.raises(CreditBudgetExceededError):
+            services.request_generation(hero)
 
 
 class TestAltTextProposal:

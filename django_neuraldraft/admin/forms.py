@@ -62,7 +62,7 @@ class GenerateForm(AltTextProposalMixin):
 class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("Image file"),
-        help_text=_("JPEG, PNG, WebP or GIF, at most 10 MB. Costs 1 credit at Neural Draft."),
+        help_text=_("JPEG, PNG, WebP or GIF, at most 10 MB."),
         widget=forms.ClearableFileInput(
             attrs={"accept": "image/jpeg,image/png,image/webp,image/gif"}
         ),

@@ -36,6 +36,7 @@ from ..exceptions import (
     NeuralDraftError,
 )
 from ..models import ImageKey, ImageVersion
+from ..services.publishing import UPLOAD_CREDITS
 from . import bulk
 from .errors import describe_error
 from .forms import GenerateForm, ImageKeyForm, UploadForm
@@ -314,7 +315,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 )
             except DownloadError as err:
                 form.add_error("file", describe_error(err))
-            except NeuralDraftError as err:
+            except (CreditBudgetExceededError, NeuralDraftError) as err:
                 self.message_user(request, describe_error(err), messages.ERROR)
             else:
                 self.message_user(
@@ -330,6 +331,8 @@ class ImageKeyAdmin(admin.ModelAdmin):
             obj,
             _("Upload an image for %(key)s") % {"key": obj.key},
             form=form,
+            cost=UPLOAD_CREDITS,
+            budget_left=services.credits_left_today(),
         )
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -20,9 +20,14 @@ from django.utils.translation import gettext as _
 from .. import conf
 from ..choices import ImageOrigin
 from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
-from ..exceptions import DownloadTooLargeError, MalformedResponseError
+from ..exceptions import (
+    CreditBudgetExceededError,
+    DownloadTooLargeError,
+    MalformedResponseError,
+)
 from ..models import ImageKey, ImageVersion
 from ..storage import storage_for
+from .generation import credits_left_today
 from .remote import get_client
 from .versions import bind, store_version
 
@@ -41,11 +46,14 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
 
     The bytes pass the checks of a download (size, type, pixels) before
     anything is sent, so a bad file raises a ``DownloadError`` and leaves the
-    API, the storage and the database untouched. An upload goes on show
+    API, the storage and the database untouched; so does a spent daily budget,
+    with ``CreditBudgetExceededError`` (the upload's credit counts against
+    ``DAILY_CREDIT_BUDGET`` through its version). An upload goes on show
     whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
     propagate as the client raised them.
     """
     with verified_file(file) as image:
+        _check_budget()
         remote = get_client().upload_image(
             image_key.key,
             cast(BinaryIO, image.file),
@@ -66,6 +74,18 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
             )
             bind(image_key, version)
     return version
+
+
+def _check_budget() -> None:
+    left = credits_left_today()
+    if left is not None and left < UPLOAD_CREDITS:
+        raise CreditBudgetExceededError(
+            _(
+                "An upload costs %(cost)d credit and today's budget has %(left)d left. Raise "
+                "NEURALDRAFT['DAILY_CREDIT_BUDGET'] or try again tomorrow."
+            )
+            % {"cost": UPLOAD_CREDITS, "left": left}
+        )
 
 
 @contextmanager

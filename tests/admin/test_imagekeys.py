@@ -244,6 +244,30 @@ class TestUpload:
         assert sandbox.requests == []
         assert not ImageVersion.objects.exists()
 
+    def test_the_page_gives_the_cost_and_the_budget_an_upload_counts_against(
+        self, producer_client, hero, sandbox, settings
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        page = producer_client.get(url("upload", hero.pk)).content.decode()
+        assert "An upload costs 1 credit at Neural Draft." in page
+        assert "100 credits left of today's budget." in page
+        upload = io.BytesIO(png_bytes())
+        upload.name = "mine.png"
+        producer_client.post(url("upload", hero.pk), {"file": upload})
+        page = producer_client.get(url("generate", hero.pk)).content.decode()
+        assert "99 credits left of today's budget." in page
+
+    def test_a_spent_budget_refuses_the_upload(self, producer_client, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 0}
+        upload = io.BytesIO(png_bytes())
+        upload.name = "mine.png"
+        response = producer_client.post(url("upload", hero.pk), {"file": upload})
+        assert response.status_code == 200
+        assert "it would be refused" in response.content.decode()
+        assert messages_of(response)[0].startswith("An upload costs 1 credit")
+        assert sandbox.requests == []
+        assert not ImageVersion.objects.exists()
+
     def test_a_corrupt_file_is_named_as_the_upload(self, producer_client, hero, sandbox):
         truncated = png_bytes()[:-20]
         upload = io.BytesIO(truncated)
