@@ -103,7 +103,7 @@ def test_the_jobs_of_deleted_versions_are_never_ingested_again(run, commit, hist
 
 
 def test_a_candidate_awaiting_review_is_never_deleted(run, commit, history):
-    oldest, on_show, older, newest = history
+    oldest, on_show, _older, newest = history
     ImageVersion.objects.filter(pk__in=[oldest.pk, newest.pk]).update(candidate=True)
 
     with commit():
@@ -115,7 +115,7 @@ def test_a_candidate_awaiting_review_is_never_deleted(run, commit, history):
 
 
 def test_candidates_do_not_count_among_the_newest_kept(run, commit, history):
-    oldest, on_show, older, newest = history
+    _oldest, on_show, older, newest = history
     ImageVersion.objects.filter(pk=newest.pk).update(candidate=True)
 
     with commit():
