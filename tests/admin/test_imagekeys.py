@@ -49,6 +49,12 @@ class TestChangePage:
         assert f'form="nd-use-{second.pk}"' not in page  # the one on show cannot
         assert f'id="nd-use-{first.pk}"' in page
 
+    def test_marks_the_regions_the_live_update_fetches_again(self, admin_client, hero):
+        """admin.js swaps these from a fresh copy of the page when a generation ends."""
+        page = admin_client.get(url("change", hero.pk)).content.decode()
+        for region in ("tools", "panel", "history", "forms"):
+            assert page.count(f'data-nd-region="{region}"') == 1, region
+
     def test_a_producer_sees_every_button(self, producer_client, hero, sandbox):
         running_job(hero, sandbox)
         page = producer_client.get(url("change", hero.pk)).content.decode()
