@@ -40,6 +40,7 @@ from ..services.publishing import UPLOAD_CREDITS
 from . import bulk
 from .errors import describe_error
 from .forms import GenerateForm, ImageKeyForm, UploadForm
+from .permissions import may_refresh
 from .status import (
     GENERATING,
     STATES,
@@ -88,11 +89,12 @@ class ImageKeyAdmin(admin.ModelAdmin):
         return with_status(super().get_queryset(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: ImageKey | None = None) -> list:
-        text = (
-            ["alt_text"]
-            if obj is not None and obj.alt_text
-            else ["alt_text", "use_proposed_alt_text"]
+        proposal = (obj is None or not obj.alt_text) and (
+            self.has_add_permission(request)
+            if obj is None
+            else self.has_change_permission(request, obj)
         )
+        text = ["alt_text", "use_proposed_alt_text"] if proposal else ["alt_text"]
         return [
             (None, {"fields": ["key", "prompt", "style", "aspect_ratio"]}),
             (gettext_lazy("Accessibility"), {"fields": text}),
@@ -105,7 +107,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.cancel_job")
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.view_job")
+        return may_refresh(request.user)
 
     @admin.display(description=gettext_lazy("image"))
     def list_thumbnail(self, obj: ImageKey) -> str:

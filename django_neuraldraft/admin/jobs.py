@@ -21,6 +21,7 @@ from ..choices import IN_FLIGHT_STATUSES
 from ..exceptions import NeuralDraftError
 from ..models import Job
 from .errors import describe_error
+from .permissions import may_refresh
 
 
 @admin.register(Job)
@@ -104,6 +105,9 @@ class JobAdmin(admin.ModelAdmin):
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.cancel_job")
 
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        return may_refresh(request.user)
+
     @admin.display(description=gettext_lazy("remote id"), ordering="remote_id")
     def remote_id_or_pk(self, obj: Job) -> str:
         return obj.remote_id or _("unsubmitted #%(pk)d") % {"pk": obj.pk}
@@ -168,7 +172,7 @@ class JobAdmin(admin.ModelAdmin):
     def raw_json(self, obj: Job) -> str:
         return _pretty(obj.raw)
 
-    @admin.action(description=gettext_lazy("Refresh the selected jobs"), permissions=["view"])
+    @admin.action(description=gettext_lazy("Refresh the selected jobs"), permissions=["refresh"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         for job in queryset.filter(remote_id__isnull=False):
             try:
