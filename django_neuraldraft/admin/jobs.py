@@ -178,13 +178,13 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 outcome = services.poll_once(job)
             except NeuralDraftError as err:
-                self.message_user(request, f"{job}: {describe_error(err)}", messages.ERROR)
+                self._report_error(request, job, err)
                 continue
             self.message_user(
                 request,
-                _("%(job)s: %(status)s, %(progress)d%%.")
+                _("Job %(job)s: %(status)s, %(progress)d%%.")
                 % {
-                    "job": outcome.job,
+                    "job": _label(outcome.job),
                     "status": outcome.job.get_status_display(),
                     "progress": outcome.job.progress,
                 },
@@ -196,12 +196,25 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 job = services.cancel(job)
             except NeuralDraftError as err:
-                self.message_user(request, f"{job}: {describe_error(err)}", messages.ERROR)
+                self._report_error(request, job, err)
                 continue
             self.message_user(
                 request,
-                _("%(job)s: %(status)s.") % {"job": job, "status": job.get_status_display()},
+                _("Job %(job)s: %(status)s.")
+                % {"job": _label(job), "status": job.get_status_display()},
             )
+
+    def _report_error(self, request: HttpRequest, job: Job, err: NeuralDraftError) -> None:
+        self.message_user(
+            request,
+            _("Job %(job)s: %(error)s") % {"job": _label(job), "error": describe_error(err)},
+            messages.ERROR,
+        )
+
+
+def _label(job: Job) -> str:
+    """How a message names a job: its remote id, or its local number before it is sent."""
+    return job.remote_id or f"#{job.pk}"
 
 
 def _pretty(value: Any) -> str:

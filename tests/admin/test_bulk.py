@@ -64,10 +64,10 @@ class TestConfirmed:
         messages = [str(message) for message in get_messages(response.wsgi_request)]
         jobs = {job.image_key.key: job for job in Job.objects.filter(image_key__in=ready)}
         assert messages == [
-            "banner.retreat: skipped, no prompt.",
-            "hero.background: skipped, a generation is already running.",
+            "Skipped banner.retreat: no prompt.",
+            "Skipped hero.background: a generation is already running.",
             *(
-                f"{key}: generation started (job #{jobs[key].pk}, 40 credits)."
+                f"Generation of {key} started (job #{jobs[key].pk}, 40 credits)."
                 for key in ("classes.evening", "classes.morning", "classes.weekend")
             ),
         ]
@@ -81,10 +81,18 @@ class TestConfirmed:
         ready, _no_prompt, _running = keys
         response = admin_client.post(CHANGELIST, select(ready, post="yes"), follow=True)
         messages = [str(message) for message in get_messages(response.wsgi_request)]
-        assert messages[0].startswith("classes.evening: generation started")
-        assert messages[1].startswith("classes.morning: not started. This generation costs 40")
-        assert messages[2].startswith("classes.weekend: not started.")
+        assert messages[0].startswith("Generation of classes.evening started")
+        assert messages[1].startswith("Did not start classes.morning: This generation costs 40")
+        assert messages[2].startswith("Did not start classes.weekend: ")
         assert Job.objects.count() == 2
+
+    def test_the_page_shows_each_message_as_written(self, admin_client, keys):
+        """The admin capitalises a message's first letter: none starts with a key."""
+        ready, _no_prompt, _running = keys
+        response = admin_client.post(CHANGELIST, select(ready, post="yes"), follow=True)
+        page = response.content.decode()
+        assert "Generation of classes.evening started" in page
+        assert "Classes." not in page
 
 
 class TestPermission:

@@ -373,5 +373,5 @@ class TestBrokerDown:
             {"action": "generate_selected", ACTION_CHECKBOX_NAME: [hero.pk], "post": "yes"},
         )
         (message,) = messages_of(response)
-        assert message.startswith("hero.background: Job #")
+        assert message.startswith("Generation of hero.background: Job #")
         assert Job.objects.count() == 1
