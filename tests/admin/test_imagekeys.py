@@ -131,6 +131,12 @@ class TestGenerate:
         assert hero.prompt == "A quiet harbour at dawn"
         assert not Job.objects.exists()
 
+    @pytest.mark.parametrize("name", ["generate", "upload"])
+    def test_the_form_pages_are_styled_like_the_change_form(self, admin_client, hero, name):
+        page = admin_client.get(url(name, hero.pk)).content.decode()
+        assert "admin/css/forms.css" in page
+        assert 'class="module aligned"' in page
+
     def test_the_alt_text_proposal_is_applied_only_when_confirmed(self, admin_client, hero):
         page = admin_client.get(url("generate", hero.pk)).content.decode()
         assert "Use “A quiet harbour at dawn” as alternative text" in page
