@@ -29,6 +29,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _, gettext_lazy
 
 from .. import conf, services
+from ..choices import JobType
 from ..exceptions import (
     BrokerUnavailableError,
     CreditBudgetExceededError,
@@ -42,6 +43,7 @@ from .errors import describe_error
 from .forms import GenerateForm, ImageKeyForm, UploadForm
 from .permissions import may_refresh
 from .status import (
+    FAILED,
     GENERATING,
     STATES,
     as_json,
@@ -213,6 +215,11 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 for version in versions
                 if not version.candidate
             ],
+            "failure": (
+                obj.jobs.filter(type=JobType.IMAGE_GENERATE).order_by("-created_at", "-pk").first()
+                if status.state == FAILED
+                else None
+            ),
             "can_generate": self.has_generate_permission(request) and can_change,
             "can_cancel": self.has_cancel_permission(request) and status.in_flight,
             "can_refresh": self.has_refresh_permission(request) and obj.jobs.exists(),

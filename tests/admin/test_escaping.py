@@ -51,7 +51,9 @@ def test_the_change_list(admin_client, hostile):
 def test_the_change_page(admin_client, hostile):
     image_key, _job = hostile
     url = reverse("admin:neuraldraft_imagekey_change", args=[image_key.pk])
-    assert_inert(admin_client.get(url).content.decode())
+    page = admin_client.get(url).content.decode()
+    assert_inert(page)
+    assert "The last generation failed: The API said &lt;script&gt;" in page
 
 
 def test_the_generate_page_with_its_alt_text_proposal(admin_client, hostile):
