@@ -131,6 +131,19 @@ class TestStatusView:
         assert entries[generating.key]["image"] is None
         assert entries[failed.key]["error_code"] == "content_policy"
 
+    def test_a_key_without_image_and_a_key_that_is_gone(self, admin_client):
+        _ready, _generating, _failed, empty = make_keys(4)
+        data = admin_client.get(STATUS, {"id": [empty.pk, 999_999]}).json()
+        assert data["in_flight"] is False
+        (entry,) = data["keys"]
+        assert (entry["state"], entry["image"], entry["progress"], entry["error_code"]) == (
+            "empty",
+            None,
+            None,
+            "",
+        )
+        assert 'data-nd-state="empty"' in entry["badge"]
+
     def test_nothing_in_flight(self, admin_client):
         ready = make_keys(1)[0]
         assert admin_client.get(STATUS, {"id": ready.pk}).json()["in_flight"] is False
