@@ -35,6 +35,13 @@ class BulkPlan:
     def over_budget(self) -> bool:
         return self.budget_left is not None and self.cost > self.budget_left
 
+    @property
+    def within_budget(self) -> int:
+        """How many of the generations today's budget pays for: the first ones, in key order."""
+        if self.budget_left is None or not self.credits_per_image:
+            return len(self.to_start)
+        return min(len(self.to_start), self.budget_left // self.credits_per_image)
+
 
 def plan(queryset: QuerySet[ImageKey]) -> BulkPlan:
     result = BulkPlan(
