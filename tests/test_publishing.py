@@ -19,7 +19,7 @@ from django_neuraldraft.exceptions import (
     InsufficientCreditsError,
     InvalidImageError,
 )
-from django_neuraldraft.models import ImageKey, ImageVersion
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from django_neuraldraft.signals import image_ready
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -128,6 +128,24 @@ class TestReview:
             services.publish(older)
         hero.refresh_from_db()
         assert hero.current == newer
+
+
+class TestDiscard:
+    def test_the_sweep_never_brings_a_discarded_candidate_back(self, hero, sandbox, settings):
+        from django.utils import timezone
+
+        from django_neuraldraft.services.refreshing import refresh_jobs
+
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        job = version.job
+        services.discard(version)
+        later = timezone.now() + timezone.timedelta(days=1)
+        assert not Job.objects.without_live_chain(before=later).filter(pk=job.pk).exists()
+        refresh_jobs()
+        assert not ImageVersion.objects.exists()
+        job.refresh_from_db()
+        assert job.status == "completed" and job.credits == 40  # kept, for the budget
 
 
 class TestUpload:

@@ -25,7 +25,7 @@ from ..exceptions import (
     DownloadTooLargeError,
     MalformedResponseError,
 )
-from ..models import ImageKey, ImageVersion
+from ..models import ImageKey, ImageVersion, Job
 from ..storage import storage_for
 from .generation import credits_left_today
 from .remote import get_client
@@ -152,8 +152,11 @@ def discard(version: ImageVersion) -> None:
     """Delete a candidate, and its files once the deletion has committed.
 
     A file another version still uses (the same bytes bound twice) is kept.
-    Discarding a candidate that is gone already changes nothing; a version
-    that is not a candidate raises ``ValidationError``.
+    Its job stays, for the record and the credit budget, but is detached from
+    the key, as cleanup does: a finished job without a version is what the
+    sweep ingests again, and the editor said no to that image. Discarding a
+    candidate that is gone already changes nothing; a version that is not a
+    candidate raises ``ValidationError``.
     """
     with transaction.atomic():
         ImageKey.objects.select_for_update().filter(pk=version.image_key_id).first()
@@ -173,6 +176,8 @@ def discard(version: ImageVersion) -> None:
             ),
         ]
         alias = current.storage_alias
+        if current.job_id:
+            Job.objects.filter(pk=current.job_id).update(image_key=None)
         current.delete()
         transaction.on_commit(lambda: _delete_unused_files(names, alias), robust=True)
 
