@@ -221,7 +221,9 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 else None
             ),
             "can_generate": self.has_generate_permission(request) and can_change,
-            "can_cancel": self.has_cancel_permission(request) and status.in_flight,
+            "can_cancel": self.has_cancel_permission(request)
+            and status.in_flight
+            and not status.storing,
             "can_refresh": self.has_refresh_permission(request) and obj.jobs.exists(),
             "can_change": can_change,
             "generate_url": self._url("generate", obj.pk),
