@@ -150,6 +150,16 @@ class TestGenerate:
         hero.refresh_from_db()
         assert hero.alt_text == "A quiet harbour at dawn"
 
+    def test_no_proposal_is_offered_when_the_key_has_alt_text(self, admin_client, hero):
+        hero.alt_text = "The harbour at first light"
+        hero.save()
+        page = admin_client.get(url("generate", hero.pk)).content.decode()
+        assert "use_proposed_alt_text" not in page
+        data = {"prompt": hero.prompt, "alt_text": "", "use_proposed_alt_text": "on"}
+        admin_client.post(url("generate", hero.pk), data)
+        hero.refresh_from_db()
+        assert hero.alt_text == ""  # the editor emptied it; nothing was proposed in its place
+
     def test_the_change_form_offers_the_proposal_too(self, admin_client, hero):
         data = {"key": hero.key, "prompt": hero.prompt, "style": "", "aspect_ratio": "16:9"}
         admin_client.post(url("change", hero.pk), {**data, "alt_text": ""})
