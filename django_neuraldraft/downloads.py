@@ -32,7 +32,7 @@ IMAGE_FORMATS = {
 #: several times the file (Pillow keeps 4 bytes per RGB pixel).
 DOMINANT_COLOR_DECODE_BYTES = 8 * 1024 * 1024
 
-_NOT_AN_IMAGE = "The downloaded bytes are not a valid image"
+_DOWNLOADED = "The downloaded file"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CRC_BLOCK = 64 * 1024
 #: Bytes a file may carry beyond its raw pixels (metadata, colour profiles)
@@ -209,7 +209,9 @@ def fetch_image(
         )
 
 
-def inspect_image(file: IO[bytes], *, max_pixels: int) -> tuple[str, int, int, str]:
+def inspect_image(
+    file: IO[bytes], *, max_pixels: int, source: str = _DOWNLOADED
+) -> tuple[str, int, int, str]:
     """Return ``(format, width, height, dominant colour)`` of the image in ``file``.
 
     One ``Image.open``, restricted to the accepted formats, reads the header:
@@ -219,7 +221,8 @@ def inspect_image(file: IO[bytes], *, max_pixels: int) -> tuple[str, int, int, s
     one, and copies it). PNG chunks are checked in blocks; the dominant
     colour is decoded only within :data:`DOMINANT_COLOR_DECODE_BYTES` (see
     :func:`decode_cost`). Whatever Pillow raises on a hostile file becomes
-    InvalidImageError.
+    InvalidImageError, whose message names the file as ``source`` (the
+    downloaded file by default; an upload says so).
     """
     try:
         size = file.seek(0, 2)
@@ -239,13 +242,19 @@ def inspect_image(file: IO[bytes], *, max_pixels: int) -> tuple[str, int, int, s
             color = "" if padded or cost > _decode_budget(size) else _dominant_color(image)
     except InvalidImageError:
         raise
+    except _Malformed as err:
+        raise InvalidImageError(f"{source} is not a valid image: {err}") from None
     except UnidentifiedImageError as err:
-        raise InvalidImageError(
-            "The downloaded bytes are not a JPEG, PNG, WebP or GIF image."
-        ) from err
+        raise InvalidImageError(f"{source} is not a JPEG, PNG, WebP or GIF image.") from err
     except _PILLOW_ERRORS as err:
-        raise InvalidImageError(f"{_NOT_AN_IMAGE}: {type(err).__name__}: {err}") from err
+        raise InvalidImageError(
+            f"{source} is not a valid image: {type(err).__name__}: {err}"
+        ) from err
     return image_format, width, height, color
+
+
+class _Malformed(Exception):
+    """A structural flaw found by our own header checks; inspect_image names the file."""
 
 
 #: What Pillow raises on hostile files: decompression bombs (``DecompressionBombError``,
@@ -279,7 +288,7 @@ def _check_header(image: Image.Image, max_pixels: int) -> None:
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
-        raise InvalidImageError(f"{_NOT_AN_IMAGE}: it is {width}x{height} pixels.")
+        raise _Malformed(f"it is {width}x{height} pixels.")
     if width * height > max_pixels:
         raise InvalidImageError(
             f"The image is {width}x{height} pixels, more than the "
@@ -317,23 +326,23 @@ def _webp_header(file: IO[bytes], size: int, max_pixels: int) -> tuple[int, int]
     file.seek(4)
     (riff_size,) = struct.unpack("<I", file.read(4))
     if riff_size + 8 != size:
-        raise InvalidImageError(f"{_NOT_AN_IMAGE}: the WebP's RIFF size is not its length.")
+        raise _Malformed("the WebP's RIFF size is not its length.")
     position, dimensions, animated = 12, None, False
     while position < size:
         file.seek(position)
         header = file.read(8)
         if len(header) < 8:
-            raise InvalidImageError(f"{_NOT_AN_IMAGE}: truncated WebP chunk header.")
+            raise _Malformed("truncated WebP chunk header.")
         kind, length = header[:4], struct.unpack("<I", header[4:])[0]
         end = position + 8 + length + (length & 1)
         if end > size:
-            raise InvalidImageError(f"{_NOT_AN_IMAGE}: WebP chunk {kind!r} overruns the file.")
+            raise _Malformed(f"WebP chunk {kind!r} overruns the file.")
         if dimensions is None:
             dimensions, animated = _webp_first_chunk(kind, file.read(min(length, 10)))
         animated = animated or kind in (b"ANIM", b"ANMF")
         position = end
     if dimensions is None:
-        raise InvalidImageError(f"{_NOT_AN_IMAGE}: a WebP without image data.")
+        raise _Malformed("a WebP without image data.")
     if animated:
         raise InvalidImageError("The image is an animated WebP; only still images are accepted.")
     _check_pixels(*dimensions, max_pixels)
@@ -353,7 +362,7 @@ def _webp_first_chunk(kind: bytes, data: bytes) -> tuple[tuple[int, int], bool]:
         width = int.from_bytes(data[6:8], "little") & 0x3FFF
         height = int.from_bytes(data[8:10], "little") & 0x3FFF
         return (width, height), False
-    raise InvalidImageError(f"{_NOT_AN_IMAGE}: the WebP starts with an unknown {kind!r} chunk.")
+    raise _Malformed(f"the WebP starts with an unknown {kind!r} chunk.")
 
 
 def _verify_png_chunks(file: IO[bytes]) -> None:
@@ -364,23 +373,23 @@ def _verify_png_chunks(file: IO[bytes]) -> None:
     """
     file.seek(0)
     if file.read(8) != _PNG_SIGNATURE:
-        raise InvalidImageError(f"{_NOT_AN_IMAGE}: no PNG signature.")
+        raise _Malformed("no PNG signature.")
     while True:
         header = file.read(8)
         if len(header) < 8:
-            raise InvalidImageError(f"{_NOT_AN_IMAGE}: truncated PNG, no IEND chunk.")
+            raise _Malformed("truncated PNG, no IEND chunk.")
         length, kind = struct.unpack(">I4s", header)
         crc = zlib.crc32(kind)
         remaining = length
         while remaining:
             block = file.read(min(remaining, _CRC_BLOCK))
             if not block:
-                raise InvalidImageError(f"{_NOT_AN_IMAGE}: truncated PNG.")
+                raise _Malformed("truncated PNG.")
             crc = zlib.crc32(block, crc)
             remaining -= len(block)
         stored = file.read(4)
         if len(stored) < 4 or struct.unpack(">I", stored)[0] != crc:
-            raise InvalidImageError(f"{_NOT_AN_IMAGE}: PNG chunk {kind!r} has a bad CRC.")
+            raise _Malformed(f"PNG chunk {kind!r} has a bad CRC.")
         if kind == b"IEND":
             return
 

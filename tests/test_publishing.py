@@ -14,11 +14,12 @@ from django_neuraldraft import services
 from django_neuraldraft.alt_text import propose_alt_text
 from django_neuraldraft.choices import ImageOrigin
 from django_neuraldraft.exceptions import (
+    CreditBudgetExceededError,
     DownloadTooLargeError,
     InsufficientCreditsError,
     InvalidImageError,
 )
-from django_neuraldraft.models import ImageKey, ImageVersion
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from django_neuraldraft.signals import image_ready
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -129,6 +130,24 @@ class TestReview:
         assert hero.current == newer
 
 
+class TestDiscard:
+    def test_the_sweep_never_brings_a_discarded_candidate_back(self, hero, sandbox, settings):
+        from django.utils import timezone
+
+        from django_neuraldraft.services.refreshing import refresh_jobs
+
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        job = version.job
+        services.discard(version)
+        later = timezone.now() + timezone.timedelta(days=1)
+        assert not Job.objects.without_live_chain(before=later).filter(pk=job.pk).exists()
+        refresh_jobs()
+        assert not ImageVersion.objects.exists()
+        job.refresh_from_db()
+        assert job.status == "completed" and job.credits == 40  # kept, for the budget
+
+
 class TestUpload:
     def test_upload_registers_checks_and_binds(self, hero, sandbox, admin_user, ready_signals):
         content = png_bytes()
@@ -173,6 +192,29 @@ class TestUpload:
         with pytest.raises(InsufficientCreditsError):
             services.upload(hero, io.BytesIO(png_bytes()))
         assert not ImageVersion.objects.exists()
+
+
+class TestUploadBudget:
+    def test_an_upload_counts_against_todays_budget(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        services.upload(hero, io.BytesIO(png_bytes()))
+        assert services.credits_left_today() == 99
+
+    def test_a_spent_budget_refuses_the_upload_before_sending(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 41}
+        services.submit(services.request_generation(hero))
+        services.upload(hero, io.BytesIO(png_bytes(color="#000000")))
+        before = len(sandbox.requests)
+        with pytest.raises(CreditBudgetExceededError, match="An upload costs 1 credit"):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert len(sandbox.requests) == before
+        assert ImageVersion.objects.count() == 1
+
+    def test_a_generation_after_uploads_sees_them(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 40}
+        services.upload(hero, io.BytesIO(png_bytes()))
+        with pytest.raises(CreditBudgetExceededError):
+            services.request_generation(hero)
 
 
 class TestAltTextProposal:

@@ -35,6 +35,13 @@ class BulkPlan:
     def over_budget(self) -> bool:
         return self.budget_left is not None and self.cost > self.budget_left
 
+    @property
+    def within_budget(self) -> int:
+        """How many of the generations today's budget pays for: the first ones, in key order."""
+        if self.budget_left is None or not self.credits_per_image:
+            return len(self.to_start)
+        return min(len(self.to_start), self.budget_left // self.credits_per_image)
+
 
 def plan(queryset: QuerySet[ImageKey]) -> BulkPlan:
     result = BulkPlan(
@@ -51,11 +58,15 @@ def plan(queryset: QuerySet[ImageKey]) -> BulkPlan:
 
 
 def run(model_admin: ModelAdmin, request: HttpRequest, bulk: BulkPlan) -> None:
-    """Start each planned generation and report each key's outcome in its own message."""
+    """Start each planned generation and report each key's outcome in its own message.
+
+    No message starts with a key or an id: the admin capitalises a message's
+    first letter, and ``Hero.background`` is not the key.
+    """
     for image_key, reason in bulk.skipped:
         model_admin.message_user(
             request,
-            _("%(key)s: skipped, %(reason)s.") % {"key": image_key.key, "reason": reason},
+            _("Skipped %(key)s: %(reason)s.") % {"key": image_key.key, "reason": reason},
             messages.WARNING,
         )
     for image_key in bulk.to_start:
@@ -64,21 +75,24 @@ def run(model_admin: ModelAdmin, request: HttpRequest, bulk: BulkPlan) -> None:
         except (ValidationError, CreditBudgetExceededError, NeuralDraftError) as err:
             model_admin.message_user(
                 request,
-                _("%(key)s: not started. %(reason)s")
+                _("Did not start %(key)s: %(reason)s")
                 % {"key": image_key.key, "reason": describe_error(err)},
                 messages.ERROR,
             )
             continue
         except BrokerUnavailableError as err:
             model_admin.message_user(
-                request, f"{image_key.key}: {describe_error(err)}", messages.WARNING
+                request,
+                _("Generation of %(key)s: %(reason)s")
+                % {"key": image_key.key, "reason": describe_error(err)},
+                messages.WARNING,
             )
             continue
         model_admin.message_user(
             request,
             ngettext(
-                "%(key)s: generation started (job #%(job)d, %(credits)d credit).",
-                "%(key)s: generation started (job #%(job)d, %(credits)d credits).",
+                "Generation of %(key)s started (job #%(job)d, %(credits)d credit).",
+                "Generation of %(key)s started (job #%(job)d, %(credits)d credits).",
                 job.credits,
             )
             % {"key": image_key.key, "job": job.pk, "credits": job.credits},

@@ -26,7 +26,11 @@ class AltTextProposalMixin(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        proposal = propose_alt_text(self.instance.prompt) if not self.instance.alt_text else ""
+        if self.instance.alt_text:
+            # Nothing to propose: the key has alternative text an editor wrote.
+            del self.fields["use_proposed_alt_text"]
+            return
+        proposal = propose_alt_text(self.instance.prompt)
         if proposal:
             self.fields["use_proposed_alt_text"].label = _(
                 "Use “%(proposal)s” as alternative text"
@@ -62,7 +66,7 @@ class GenerateForm(AltTextProposalMixin):
 class UploadForm(forms.Form):
     file = forms.FileField(
         label=_("Image file"),
-        help_text=_("JPEG, PNG, WebP or GIF, at most 10 MB. Costs 1 credit at Neural Draft."),
+        help_text=_("JPEG, PNG, WebP or GIF, at most 10 MB."),
         widget=forms.ClearableFileInput(
             attrs={"accept": "image/jpeg,image/png,image/webp,image/gif"}
         ),

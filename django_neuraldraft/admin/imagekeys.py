@@ -29,6 +29,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _, gettext_lazy
 
 from .. import conf, services
+from ..choices import JobType
 from ..exceptions import (
     BrokerUnavailableError,
     CreditBudgetExceededError,
@@ -36,10 +37,13 @@ from ..exceptions import (
     NeuralDraftError,
 )
 from ..models import ImageKey, ImageVersion
+from ..services.publishing import UPLOAD_CREDITS
 from . import bulk
 from .errors import describe_error
 from .forms import GenerateForm, ImageKeyForm, UploadForm
+from .permissions import may_refresh
 from .status import (
+    FAILED,
     GENERATING,
     STATES,
     as_json,
@@ -87,11 +91,12 @@ class ImageKeyAdmin(admin.ModelAdmin):
         return with_status(super().get_queryset(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: ImageKey | None = None) -> list:
-        text = (
-            ["alt_text"]
-            if obj is not None and obj.alt_text
-            else ["alt_text", "use_proposed_alt_text"]
+        proposal = (obj is None or not obj.alt_text) and (
+            self.has_add_permission(request)
+            if obj is None
+            else self.has_change_permission(request, obj)
         )
+        text = ["alt_text", "use_proposed_alt_text"] if proposal else ["alt_text"]
         return [
             (None, {"fields": ["key", "prompt", "style", "aspect_ratio"]}),
             (gettext_lazy("Accessibility"), {"fields": text}),
@@ -104,7 +109,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.cancel_job")
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.view_job")
+        return may_refresh(request.user)
 
     @admin.display(description=gettext_lazy("image"))
     def list_thumbnail(self, obj: ImageKey) -> str:
@@ -210,8 +215,15 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 for version in versions
                 if not version.candidate
             ],
+            "failure": (
+                obj.jobs.filter(type=JobType.IMAGE_GENERATE).order_by("-created_at", "-pk").first()
+                if status.state == FAILED
+                else None
+            ),
             "can_generate": self.has_generate_permission(request) and can_change,
-            "can_cancel": self.has_cancel_permission(request) and status.in_flight,
+            "can_cancel": self.has_cancel_permission(request)
+            and status.in_flight
+            and not status.storing,
             "can_refresh": self.has_refresh_permission(request) and obj.jobs.exists(),
             "can_change": can_change,
             "generate_url": self._url("generate", obj.pk),
@@ -314,7 +326,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
                 )
             except DownloadError as err:
                 form.add_error("file", describe_error(err))
-            except NeuralDraftError as err:
+            except (CreditBudgetExceededError, NeuralDraftError) as err:
                 self.message_user(request, describe_error(err), messages.ERROR)
             else:
                 self.message_user(
@@ -330,6 +342,8 @@ class ImageKeyAdmin(admin.ModelAdmin):
             obj,
             _("Upload an image for %(key)s") % {"key": obj.key},
             form=form,
+            cost=UPLOAD_CREDITS,
+            budget_left=services.credits_left_today(),
         )
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -21,6 +21,7 @@ from ..choices import IN_FLIGHT_STATUSES
 from ..exceptions import NeuralDraftError
 from ..models import Job
 from .errors import describe_error
+from .permissions import may_refresh
 
 
 @admin.register(Job)
@@ -104,6 +105,9 @@ class JobAdmin(admin.ModelAdmin):
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.cancel_job")
 
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        return may_refresh(request.user)
+
     @admin.display(description=gettext_lazy("remote id"), ordering="remote_id")
     def remote_id_or_pk(self, obj: Job) -> str:
         return obj.remote_id or _("unsubmitted #%(pk)d") % {"pk": obj.pk}
@@ -168,19 +172,19 @@ class JobAdmin(admin.ModelAdmin):
     def raw_json(self, obj: Job) -> str:
         return _pretty(obj.raw)
 
-    @admin.action(description=gettext_lazy("Refresh the selected jobs"), permissions=["view"])
+    @admin.action(description=gettext_lazy("Refresh the selected jobs"), permissions=["refresh"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         for job in queryset.filter(remote_id__isnull=False):
             try:
                 outcome = services.poll_once(job)
             except NeuralDraftError as err:
-                self.message_user(request, f"{job}: {describe_error(err)}", messages.ERROR)
+                self._report_error(request, job, err)
                 continue
             self.message_user(
                 request,
-                _("%(job)s: %(status)s, %(progress)d%%.")
+                _("Job %(job)s: %(status)s, %(progress)d%%.")
                 % {
-                    "job": outcome.job,
+                    "job": _label(outcome.job),
                     "status": outcome.job.get_status_display(),
                     "progress": outcome.job.progress,
                 },
@@ -192,12 +196,25 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 job = services.cancel(job)
             except NeuralDraftError as err:
-                self.message_user(request, f"{job}: {describe_error(err)}", messages.ERROR)
+                self._report_error(request, job, err)
                 continue
             self.message_user(
                 request,
-                _("%(job)s: %(status)s.") % {"job": job, "status": job.get_status_display()},
+                _("Job %(job)s: %(status)s.")
+                % {"job": _label(job), "status": job.get_status_display()},
             )
+
+    def _report_error(self, request: HttpRequest, job: Job, err: NeuralDraftError) -> None:
+        self.message_user(
+            request,
+            _("Job %(job)s: %(error)s") % {"job": _label(job), "error": describe_error(err)},
+            messages.ERROR,
+        )
+
+
+def _label(job: Job) -> str:
+    """How a message names a job: its remote id, or its local number before it is sent."""
+    return job.remote_id or f"#{job.pk}"
 
 
 def _pretty(value: Any) -> str:

@@ -33,6 +33,9 @@ STATES = {
 def with_status(queryset: QuerySet[ImageKey]) -> QuerySet[ImageKey]:
     """Annotate each key with its running job, its latest generation and waiting candidates.
 
+    A latest generation that Neural Draft finished but whose image is not
+    stored yet (the ingest step still to run) counts as generating: the key
+    has no new image to show, and the live update must keep asking.
     Subqueries, not joins: a page of keys stays one query however many jobs
     and versions each key has.
     """
@@ -43,8 +46,10 @@ def with_status(queryset: QuerySet[ImageKey]) -> QuerySet[ImageKey]:
     return queryset.select_related("current").annotate(
         running_status=Subquery(running.values("status")[:1]),
         running_progress=Subquery(running.values("progress")[:1]),
+        latest_pk=Subquery(latest.values("pk")[:1]),
         latest_status=Subquery(latest.values("status")[:1]),
         latest_error_code=Subquery(latest.values("error_code")[:1]),
+        latest_stored=Exists(ImageVersion.objects.filter(job_id=OuterRef("latest_pk"))),
         has_candidates=Exists(
             ImageVersion.objects.filter(image_key=OuterRef("pk"), candidate=True)
         ),
@@ -53,7 +58,13 @@ def with_status(queryset: QuerySet[ImageKey]) -> QuerySet[ImageKey]:
 
 def filter_by_state(queryset: QuerySet[ImageKey], state: str) -> QuerySet[ImageKey]:
     """Keys of an annotated ``queryset`` in ``state``; the precedence :func:`state_of` uses."""
-    idle = Q(running_status__isnull=True)
+    # Spelled out for SQL's NULLs: a key without any job has no latest_status.
+    stored_or_not_finished = (
+        Q(latest_status__isnull=True)
+        | ~Q(latest_status=JobStatus.COMPLETED)
+        | Q(latest_stored=True)
+    )
+    idle = Q(running_status__isnull=True) & stored_or_not_finished
     failed = Q(latest_status=JobStatus.FAILED)
     if state == GENERATING:
         return queryset.filter(~idle)
@@ -73,6 +84,8 @@ class KeyStatus:
     progress: int | None
     error_code: str
     has_candidates: bool
+    #: Finished at Neural Draft, its image not stored yet: nothing left to cancel.
+    storing: bool = False
 
     @property
     def in_flight(self) -> bool:
@@ -86,6 +99,10 @@ def state_of(image_key: ImageKey) -> KeyStatus:
         return KeyStatus(
             GENERATING, getattr(image_key, "running_progress", 0) or 0, "", has_candidates
         )
+    if getattr(image_key, "latest_status", None) == JobStatus.COMPLETED and not getattr(
+        image_key, "latest_stored", True
+    ):
+        return KeyStatus(GENERATING, 100, "", has_candidates, storing=True)
     if getattr(image_key, "latest_status", None) == JobStatus.FAILED:
         return KeyStatus(
             FAILED, None, getattr(image_key, "latest_error_code", "") or "", has_candidates

@@ -10,16 +10,17 @@ from typing import Any
 from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .. import conf, limits
-from ..choices import JobStatus, JobType
+from ..choices import ImageOrigin, JobStatus, JobType
 from ..client.types import ASPECT_RATIOS
 from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
-from ..models import ImageKey, Job
+from ..models import ImageKey, ImageVersion, Job
 from .chains import new_token
 from .jobs import fail, mirror, note_failure, permanent_error_code, valid_remote_id
 from .remote import TRANSIENT_ERRORS, get_client
@@ -157,7 +158,9 @@ def credits_left_today() -> int | None:
 
 def _credits_spent_today() -> int:
     midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    return Job.objects.credits_spent_since(midnight)
+    uploads = ImageVersion.objects.filter(origin=ImageOrigin.UPLOADED, created_at__gte=midnight)
+    uploaded = uploads.aggregate(total=Sum("credits_charged"))["total"] or 0
+    return Job.objects.credits_spent_since(midnight) + uploaded
 
 
 def _serialise_budget_checks() -> None:

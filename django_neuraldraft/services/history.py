@@ -47,11 +47,12 @@ class Cleanup:
 
 
 def removable_versions(keep: int) -> list[ImageVersion]:
-    """Versions beyond the newest ``keep`` of their key that nothing points at.
+    """Past versions beyond the newest ``keep`` of their key that nothing points at.
 
-    Anything a foreign key or many-to-many anywhere in the project points at
-    stays: the image on show (``ImageKey.current``), a candidate awaiting
-    review, a site's own model that references a version.
+    A candidate awaiting review is not history: it is never removed and does
+    not count among the ``keep``. Anything a foreign key or many-to-many
+    anywhere in the project points at stays too: the image on show
+    (``ImageKey.current``), a site's own model that references a version.
     """
     if keep < 0:
         raise ValueError("keep must be 0 or more.")
@@ -60,7 +61,8 @@ def removable_versions(keep: int) -> list[ImageVersion]:
         partition_by=[F("image_key_id")],
         order_by=[F("created_at").desc(), F("pk").desc()],
     )
-    old = ImageVersion.objects.annotate(rank=rank).filter(rank__gt=keep)
+    history = ImageVersion.objects.filter(candidate=False)
+    old = history.annotate(rank=rank).filter(rank__gt=keep)
     pks = set(old.values_list("pk", flat=True)) - _pinned_pks()
     return list(
         ImageVersion.objects.filter(pk__in=pks)

@@ -20,9 +20,14 @@ from django.utils.translation import gettext as _
 from .. import conf
 from ..choices import ImageOrigin
 from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
-from ..exceptions import DownloadTooLargeError, MalformedResponseError
-from ..models import ImageKey, ImageVersion
+from ..exceptions import (
+    CreditBudgetExceededError,
+    DownloadTooLargeError,
+    MalformedResponseError,
+)
+from ..models import ImageKey, ImageVersion, Job
 from ..storage import storage_for
+from .generation import credits_left_today
 from .remote import get_client
 from .versions import bind, store_version
 
@@ -41,11 +46,14 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
 
     The bytes pass the checks of a download (size, type, pixels) before
     anything is sent, so a bad file raises a ``DownloadError`` and leaves the
-    API, the storage and the database untouched. An upload goes on show
+    API, the storage and the database untouched; so does a spent daily budget,
+    with ``CreditBudgetExceededError`` (the upload's credit counts against
+    ``DAILY_CREDIT_BUDGET`` through its version). An upload goes on show
     whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
     propagate as the client raised them.
     """
     with verified_file(file) as image:
+        _check_budget()
         remote = get_client().upload_image(
             image_key.key,
             cast(BinaryIO, image.file),
@@ -68,6 +76,18 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
     return version
 
 
+def _check_budget() -> None:
+    left = credits_left_today()
+    if left is not None and left < UPLOAD_CREDITS:
+        raise CreditBudgetExceededError(
+            _(
+                "An upload costs %(cost)d credit and today's budget has %(left)d left. Raise "
+                "NEURALDRAFT['DAILY_CREDIT_BUDGET'] or try again tomorrow."
+            )
+            % {"cost": UPLOAD_CREDITS, "left": left}
+        )
+
+
 @contextmanager
 def verified_file(file: IO[bytes]) -> Iterator[DownloadedImage]:
     """Copy ``file`` to a temporary file under the byte cap and yield it verified.
@@ -88,7 +108,9 @@ def verified_file(file: IO[bytes]) -> Iterator[DownloadedImage]:
                 )
             digest.update(block)
             copy.write(block)
-        image_format, width, height, color = inspect_image(copy, max_pixels=conf.max_pixels())
+        image_format, width, height, color = inspect_image(
+            copy, max_pixels=conf.max_pixels(), source=_("The uploaded file")
+        )
         mime_type, extension = IMAGE_FORMATS[image_format]
         copy.seek(0)
         yield DownloadedImage(
@@ -130,8 +152,11 @@ def discard(version: ImageVersion) -> None:
     """Delete a candidate, and its files once the deletion has committed.
 
     A file another version still uses (the same bytes bound twice) is kept.
-    Discarding a candidate that is gone already changes nothing; a version
-    that is not a candidate raises ``ValidationError``.
+    Its job stays, for the record and the credit budget, but is detached from
+    the key, as cleanup does: a finished job without a version is what the
+    sweep ingests again, and the editor said no to that image. Discarding a
+    candidate that is gone already changes nothing; a version that is not a
+    candidate raises ``ValidationError``.
     """
     with transaction.atomic():
         ImageKey.objects.select_for_update().filter(pk=version.image_key_id).first()
@@ -151,6 +176,8 @@ def discard(version: ImageVersion) -> None:
             ),
         ]
         alias = current.storage_alias
+        if current.job_id:
+            Job.objects.filter(pk=current.job_id).update(image_key=None)
         current.delete()
         transaction.on_commit(lambda: _delete_unused_files(names, alias), robust=True)
 

@@ -52,7 +52,8 @@ class TestConfirmation:
         settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
         ready, _no_prompt, _running = keys
         page = admin_client.post(CHANGELIST, select(ready)).content.decode()
-        assert "more than today" in page
+        # The running generation holds 40 of the 100: 60 left, one more image.
+        assert "That is more than today's budget: it pays for 1 generation," in page
 
 
 class TestConfirmed:
@@ -64,10 +65,10 @@ class TestConfirmed:
         messages = [str(message) for message in get_messages(response.wsgi_request)]
         jobs = {job.image_key.key: job for job in Job.objects.filter(image_key__in=ready)}
         assert messages == [
-            "banner.retreat: skipped, no prompt.",
-            "hero.background: skipped, a generation is already running.",
+            "Skipped banner.retreat: no prompt.",
+            "Skipped hero.background: a generation is already running.",
             *(
-                f"{key}: generation started (job #{jobs[key].pk}, 40 credits)."
+                f"Generation of {key} started (job #{jobs[key].pk}, 40 credits)."
                 for key in ("classes.evening", "classes.morning", "classes.weekend")
             ),
         ]
@@ -79,12 +80,22 @@ class TestConfirmed:
         # The running generation holds 40 of the 80: room for one more.
         settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 80}
         ready, _no_prompt, _running = keys
+        page = admin_client.post(CHANGELIST, select(ready)).content.decode()
+        assert "it pays for 1 generation," in page  # what the confirmation promises…
         response = admin_client.post(CHANGELIST, select(ready, post="yes"), follow=True)
         messages = [str(message) for message in get_messages(response.wsgi_request)]
-        assert messages[0].startswith("classes.evening: generation started")
-        assert messages[1].startswith("classes.morning: not started. This generation costs 40")
-        assert messages[2].startswith("classes.weekend: not started.")
-        assert Job.objects.count() == 2
+        assert messages[0].startswith("Generation of classes.evening started")
+        assert messages[1].startswith("Did not start classes.morning: This generation costs 40")
+        assert messages[2].startswith("Did not start classes.weekend: ")
+        assert Job.objects.count() == 2  # …is what happens
+
+    def test_the_page_shows_each_message_as_written(self, admin_client, keys):
+        """The admin capitalises a message's first letter: none starts with a key."""
+        ready, _no_prompt, _running = keys
+        response = admin_client.post(CHANGELIST, select(ready, post="yes"), follow=True)
+        page = response.content.decode()
+        assert "Generation of classes.evening started" in page
+        assert "Classes." not in page
 
 
 class TestPermission:

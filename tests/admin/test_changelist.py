@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_neuraldraft.choices import JobStatus
-from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from tests.helpers import add_version
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -130,6 +130,38 @@ class TestStatusView:
         assert entries[generating.key]["progress"] == 1
         assert entries[generating.key]["image"] is None
         assert entries[failed.key]["error_code"] == "content_policy"
+
+    def test_a_key_without_image_and_a_key_that_is_gone(self, admin_client):
+        _ready, _generating, _failed, empty = make_keys(4)
+        data = admin_client.get(STATUS, {"id": [empty.pk, 999_999]}).json()
+        assert data["in_flight"] is False
+        (entry,) = data["keys"]
+        assert (entry["state"], entry["image"], entry["progress"], entry["error_code"]) == (
+            "empty",
+            None,
+            None,
+            "",
+        )
+        assert 'data-nd-state="empty"' in entry["badge"]
+
+    def test_a_finished_job_whose_image_is_not_stored_yet_is_still_generating(self, admin_client):
+        """Between Neural Draft's 'completed' and the ingest step the key has no new image:
+        the live update must keep asking, or it stops before the image arrives."""
+        ready = make_keys(1)[0]
+        job = make_job(ready, JobStatus.COMPLETED, progress=100)
+        data = admin_client.get(STATUS, {"id": ready.pk}).json()
+        assert data["in_flight"] is True
+        assert (data["keys"][0]["state"], data["keys"][0]["progress"]) == ("generating", 100)
+        filtered = admin_client.get(CHANGELIST, {"status": "generating"})
+        assert [key.key for key in filtered.context["cl"].result_list] == [ready.key]
+        page = admin_client.get(reverse("admin:neuraldraft_imagekey_change", args=[ready.pk]))
+        assert "/cancel/" not in page.content.decode()  # nothing left to cancel
+        ImageVersion.objects.filter(pk=ready.current_id).update(job=job)
+        data = admin_client.get(STATUS, {"id": ready.pk}).json()
+        assert (data["in_flight"], data["keys"][0]["state"]) == (False, "ready")
+        for state, expected in (("ready", [ready.key]), ("generating", []), ("empty", [])):
+            shown = admin_client.get(CHANGELIST, {"status": state}).context["cl"].result_list
+            assert [key.key for key in shown] == expected, state
 
     def test_nothing_in_flight(self, admin_client):
         ready = make_keys(1)[0]

@@ -76,6 +76,15 @@ class TestActions:
         assert running.status == JobStatus.COMPLETED
         assert hero.current.job == running
 
+    def test_messages_keep_the_remote_id_as_written(self, admin_client, running, sandbox):
+        sandbox.finish_job(running.remote_id)
+        response = admin_client.post(
+            CHANGELIST,
+            {"action": "refresh_selected", ACTION_CHECKBOX_NAME: [running.pk]},
+            follow=True,
+        )
+        assert f"Job {running.remote_id}: completed, 100%." in response.content.decode()
+
     def test_cancel_needs_cancel_job(self, editor_client, producer_client, running, sandbox):
         data = {"action": "cancel_selected", ACTION_CHECKBOX_NAME: [running.pk]}
         assert 'value="cancel_selected"' not in editor_client.get(CHANGELIST).content.decode()

@@ -37,17 +37,25 @@ def generate(page, prompt: str | None = None) -> None:
     page.wait_for_selector(".nd-panel [data-nd-state=generating]")
 
 
-def wait_for_new_image(page, previous: str | None) -> str:
+def wait_for_new_image(page, previous: str | None, versions: int) -> str:
+    """Wait until the page, without a reload, shows the new image and the history row it made."""
     page.wait_for_function(
-        """previous => {
+        """([previous, versions]) => {
           const img = document.querySelector(".nd-panel .nd-image img");
           return img && img.getAttribute("src") !== previous
-            && document.querySelector(".nd-panel [data-nd-state=ready]");
+            && document.querySelector(".nd-panel [data-nd-state=ready]")
+            && document.querySelectorAll("tr.nd-version").length === versions;
         }""",
-        arg=previous,
+        arg=[previous, versions],
         timeout=WAIT_MS,
     )
     return image_src(page)
+
+
+def object_tools(page) -> list[str]:
+    """The buttons' labels as written (innerText would give the CSS's upper case)."""
+    texts = page.locator("#content-main .object-tools li").all_text_contents()
+    return [text.strip() for text in texts if text.strip()]
 
 
 def test_an_editor_generates_watches_regenerates_and_rolls_back(site, chromium, artifacts):
@@ -71,26 +79,27 @@ def test_an_editor_generates_watches_regenerates_and_rolls_back(site, chromium, 
     assert image_src(page) is None
 
     generate(page)
+    assert object_tools(page)[:3] == ["Generate", "Upload an image instead", "Cancel"]
     page.evaluate(WATCH_PROGRESS)
-    first = wait_for_new_image(page, None)
+    first = wait_for_new_image(page, None, versions=1)
     seen = page.evaluate("window.ndSeen")
     assert seen is not None, "the page was reloaded"
     assert len(set(seen)) >= 2, f"the progress bar never moved: {seen}"
     assert first.startswith("/media/neuraldraft/hero.background/")
-    assert (
-        page.locator("#content-main .object-tools")
-        .get_by_role("button", name="Cancel")
-        .is_hidden()
+    # The buttons follow the new state: an image is on show, nothing runs.
+    page.wait_for_function(
+        "() => document.querySelector('#content-main a.nd-generate').textContent === 'Regenerate'"
     )
+    assert "Cancel" not in object_tools(page)
     page.screenshot(path=str(artifacts / "admin-change-page.png"), full_page=True)
 
     generate(page, prompt="A yoga studio by the harbour at dusk, lanterns lit")
-    second = wait_for_new_image(page, first)
+    page.evaluate(WATCH_PROGRESS)
+    second = wait_for_new_image(page, first, versions=2)
     assert second != first
+    assert page.evaluate("window.ndSeen") is not None, "the page was reloaded"
+    assert "Cancel" not in object_tools(page)
 
-    page.reload()
-    rows = page.locator("tr.nd-version")
-    assert rows.count() == 2
     page.locator("tr.nd-version", has=page.locator(f"img[src='{first}']")).get_by_role(
         "button", name="Use this version"
     ).click()
@@ -110,4 +119,13 @@ def test_an_editor_generates_watches_regenerates_and_rolls_back(site, chromium, 
     page.goto("/admin/neuraldraft/imagekey/")
     page.wait_for_selector(f".nd-thumb img[src='{first}']")
     page.screenshot(path=str(artifacts / "admin-change-list.png"), full_page=True)
+
+    long_key = ImageKey.objects.create(key=".".join(["a" * 40, "b" * 40, "c" * 40]))
+    page.reload()
+    # A 122-character key wraps in its cell instead of pushing its status out of sight.
+    assert page.evaluate(
+        """id => document.querySelector(`[data-nd-status="${id}"]`).getBoundingClientRect().right
+          <= document.querySelector("#changelist .results").getBoundingClientRect().right""",
+        long_key.pk,
+    )
     context.close()

@@ -100,3 +100,25 @@ def test_the_jobs_of_deleted_versions_are_never_ingested_again(run, commit, hist
     assert set(ImageVersion.objects.all()) == {on_show, newest}
     assert ImageKey.objects.get().current == on_show
     assert Job.objects.filter(image_key__isnull=True).count() == 2
+
+
+def test_a_candidate_awaiting_review_is_never_deleted(run, commit, history):
+    oldest, on_show, _older, newest = history
+    ImageVersion.objects.filter(pk__in=[oldest.pk, newest.pk]).update(candidate=True)
+
+    with commit():
+        output = run("neuraldraft_cleanup", "--keep", "0")
+
+    assert set(ImageVersion.objects.all()) == {oldest, on_show, newest}
+    assert exists(oldest.file.name) and exists(newest.file.name)
+    assert "Deleted 1 version(s)" in output
+
+
+def test_candidates_do_not_count_among_the_newest_kept(run, commit, history):
+    _oldest, on_show, older, newest = history
+    ImageVersion.objects.filter(pk=newest.pk).update(candidate=True)
+
+    with commit():
+        run("neuraldraft_cleanup", "--keep", "1")
+
+    assert set(ImageVersion.objects.all()) == {on_show, older, newest}
