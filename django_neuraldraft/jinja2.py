@@ -1,4 +1,4 @@
-"""The template tags as Jinja2 functions: ``neuraldraft_image()``, ``_url()``, ``_image_data()``.
+"""The template tags as Jinja2 functions: ``neuraldraft_image()``, ``_picture()``, ``_url()``...
 
 Enable it in the Jinja2 backend's options::
 
@@ -26,11 +26,14 @@ from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from . import conf
 from .rendering import (
     COMPUTED_ATTRIBUTES,
     attribute_html,
     for_display,
     img_html,
+    picture_html,
+    srcset_html,
     validate_attribute_name,
 )
 from .resolver import ImageData, RenderMemo
@@ -54,21 +57,57 @@ def _image(context: Context, key: Any, batch: Iterable[str]) -> ImageData:
     return memo.get(key, batch)
 
 
+def _attributes(attrs: dict[str, Any]) -> str:
+    for name in attrs:
+        validate_attribute_name(name)
+    return "".join(attribute_html(name, value) for name, value in attrs.items())
+
+
 @pass_context
 def neuraldraft_image(
-    context: Context, key: Any, _neuraldraft_keys: Iterable[str] = (), **attrs: Any
+    context: Context,
+    key: Any,
+    _neuraldraft_keys: Iterable[str] = (),
+    sizes: Any = None,
+    **attrs: Any,
 ) -> Markup:
     """``{{ neuraldraft_image("hero.background", alt="...", class="hero") }}``: an ``<img>``.
 
     Keyword arguments become attributes, as with the Django tag; for names
     that are not Python identifiers pass ``**{"data-id": 3}``. Raises
     ``ValueError`` for an attribute name that is not one, or for ``src``.
+    With ``sizes`` (or ``DEFAULT_SIZES``) and renditions, adds ``srcset``.
     """
-    for name in attrs:
-        validate_attribute_name(name)
-    attrs_html = "".join(attribute_html(name, value) for name, value in attrs.items())
+    attrs_html = _attributes(attrs)
     data = for_display(_image(context, key, _neuraldraft_keys))
-    return Markup(img_html(data, attrs_html, COMPUTED_ATTRIBUTES.intersection(attrs)))
+    sizes = sizes or conf.default_sizes()
+    responsive = srcset_html(data.srcset, sizes) if sizes else ""
+    return Markup(img_html(data, attrs_html, COMPUTED_ATTRIBUTES.intersection(attrs), responsive))
+
+
+@pass_context
+def neuraldraft_picture(
+    context: Context,
+    key: Any,
+    _neuraldraft_keys: Iterable[str] = (),
+    sizes: Any = None,
+    **attrs: Any,
+) -> Markup:
+    """``{{ neuraldraft_picture("hero.background", sizes="50vw", alt="...") }}``: a ``<picture>``.
+
+    A ``<source>`` for AVIF and one for WebP when the image has them, then
+    the ``<img>`` fallback with the other keyword arguments as attributes.
+    """
+    attrs_html = _attributes(attrs)
+    data = for_display(_image(context, key, _neuraldraft_keys))
+    return Markup(
+        picture_html(
+            data,
+            attrs_html,
+            COMPUTED_ATTRIBUTES.intersection(attrs),
+            sizes or conf.default_sizes(),
+        )
+    )
 
 
 @pass_context
@@ -87,13 +126,14 @@ def neuraldraft_image_data(
 
 _FUNCTIONS = {
     "neuraldraft_image": neuraldraft_image,
+    "neuraldraft_picture": neuraldraft_picture,
     "neuraldraft_url": neuraldraft_url,
     "neuraldraft_image_data": neuraldraft_image_data,
 }
 
 
 class NeuralDraftExtension(Extension):
-    """Adds the three functions to the environment and batches their keys per template."""
+    """Adds the four functions to the environment and batches their keys per template."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)

@@ -1,4 +1,4 @@
-"""The ``<img>`` markup and placeholders that the template tags and the Jinja2 extension share."""
+"""The ``<img>`` and ``<picture>`` markup and placeholders that the tags and Jinja2 share."""
 
 from __future__ import annotations
 
@@ -105,28 +105,66 @@ def _svg(across: int, down: int, color: str) -> str:
 
 
 def img_html(
-    data: ImageData, attrs_html: str = "", overridden: Container[str] = frozenset()
+    data: ImageData,
+    attrs_html: str = "",
+    overridden: Container[str] = frozenset(),
+    responsive_html: str = "",
 ) -> str:
     """Return the ``<img>`` for display ``data`` (see :func:`for_display`) as an HTML string.
 
     ``attrs_html`` holds the template's own attributes, already escaped;
     ``overridden`` names the computed attributes (:data:`COMPUTED_ATTRIBUTES`)
-    among them, which are then left to the template. A placeholder is marked
+    among them, which are then left to the template; ``responsive_html`` is
+    :func:`srcset_html` or ``""``. A placeholder is marked
     ``data-neuraldraft-pending`` while a generation runs and is preceded, with
     ``DEBUG = True``, by an HTML comment saying why there is no image.
     """
-    html = f'<img src="{escape(data.url)}"'
+    ready = data.status == Status.READY
+    html = f'<img src="{escape(data.url)}"{responsive_html if ready else ""}'
     if "width" not in overridden:
         html += f' width="{data.width}"'
     if "height" not in overridden:
         html += f' height="{data.height}"'
     if "alt" not in overridden:
         html += f' alt="{escape(data.alt)}"'
-    if data.status == Status.READY:
+    if ready:
         return f"{html}{attrs_html}>"
     if data.status == Status.PENDING:
         html += " data-neuraldraft-pending"
     return debug_comment(data) + (f"{html}{attrs_html}>" if data.url else "")
+
+
+def srcset_html(srcset: str, sizes: Any = None) -> str:
+    """`` srcset="..." sizes="..."``, escaped; ``""`` when there is no ``srcset``."""
+    if not srcset:
+        return ""
+    if sizes:
+        return f' srcset="{escape(srcset)}" sizes="{conditional_escape(sizes)}"'
+    return f' srcset="{escape(srcset)}"'
+
+
+def picture_html(
+    data: ImageData,
+    attrs_html: str = "",
+    overridden: Container[str] = frozenset(),
+    sizes: Any = None,
+) -> str:
+    """Return ``<picture>`` with a ``<source>`` per modern format and the ``<img>`` fallback.
+
+    The fallback carries the image's own format, its ``srcset`` and the
+    template's attributes. A key without an image renders its placeholder
+    ``<img>`` inside the ``<picture>``, or nothing when the placeholder is ``""``.
+    """
+    if data.status != Status.READY:
+        img = img_html(data, attrs_html, overridden)
+        return f"<picture>{img}</picture>" if data.url else img
+    sizes_html = f' sizes="{conditional_escape(sizes)}"' if sizes else ""
+    sources = "".join(
+        f'<source type="{mime_type}" srcset="{escape(srcset)}"{sizes_html}>'
+        for mime_type, srcset in data.sources
+    )
+    img = img_html(data, attrs_html, overridden, srcset_html(data.srcset, sizes))
+    return f"<picture>{sources}{img}</picture>"
 
 
 def debug_comment(data: ImageData) -> str:

@@ -10,9 +10,15 @@ from jinja2 import DictLoader, Environment, TemplateSyntaxError
 from django_neuraldraft.jinja2 import NeuralDraftExtension
 from tests.helpers import create_image_key
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache", "shared_cache")]
 
 EXTENSION = "django_neuraldraft.jinja2.NeuralDraftExtension"
+
+
+@pytest.fixture
+def shared_cache(settings):
+    """Count queries as a site with a shared cache has them (see tests/test_resolver.py)."""
+    settings.NEURALDRAFT = {"API_KEY": "ndsk_test_" + "T" * 32, "SHARED_CACHE": True}
 
 
 @pytest.fixture
@@ -66,6 +72,29 @@ class TestFunctions:
 
         assert html.startswith('<img src="data:image/svg+xml,')
         assert html.endswith('" width="1024" height="576" alt="">')
+
+    def test_the_same_picture_as_the_django_tag(self, jinja):
+        from tests.test_templatetags import with_renditions
+
+        with_renditions("hero.background")
+        django = Template(
+            '{% load neuraldraft %}{% neuraldraft_picture "hero.background" sizes="50vw" '
+            'class="hero" %}'
+        ).render(Context())
+
+        html = jinja('{{ neuraldraft_picture("hero.background", sizes="50vw", class="hero") }}')
+
+        assert html == django
+        assert html.startswith('<picture><source type="image/avif" srcset="')
+
+    def test_sizes_gives_the_image_a_srcset(self, jinja):
+        from tests.test_templatetags import JPEG_SRCSET, with_renditions
+
+        with_renditions("hero.background")
+
+        html = jinja('{{ neuraldraft_image("hero.background", sizes="100vw") }}')
+
+        assert f'srcset="{JPEG_SRCSET}" sizes="100vw"' in html
 
     def test_src_cannot_be_set(self, hero, jinja):
         with pytest.raises(ValueError, match="sets src itself"):
