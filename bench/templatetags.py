@@ -7,7 +7,8 @@ Pages show the same images with the same attributes, written four ways:
 - ``loop``: the same 50 (and 500) images from ``{% for card in cards %}`` with
   ``{% neuraldraft_image card.key alt=card.alt ... %}``, ``cards`` a list of dicts;
 - ``static``: ``<img src="{% static ... %}" width=... height=... alt=...>``, the
-  hard-coded floor, in pages of 10, 50 and 500;
+  hard-coded floor, in pages of 10, 50 and 500, and the same 50 from a loop
+  (``static_loop``: ``{% static card.src %}``, ``alt="{{ card.alt }}"``);
 - ``field``: ``<img src="{{ obj.file.url }}" ...>`` over the 50 ``ImageVersion``
   rows the view reads in one query for each render (what a site does without
   this app: an ``ImageField`` on its own model);
@@ -163,6 +164,13 @@ FIELD = (
     "{% endfor %}"
 )
 
+STATIC_LOOP = (
+    "{% load static %}{% for card in cards %}"
+    '<img src="{% static card.src %}" width="1024" height="576" alt="{{ card.alt }}" '
+    f"{ATTRIBUTES}>\n"
+    "{% endfor %}"
+)
+
 SORL = "{% load thumbnail %}" + "".join(
     f'{{% thumbnail "sources/hero-{n}.jpg" "64x36" as im %}}<img src="{{{{ im.url }}}}" '
     f'width="{{{{ im.width }}}}" height="{{{{ im.height }}}}" alt="Hero {n}" {ATTRIBUTES}>'
@@ -172,7 +180,10 @@ SORL = "{% load thumbnail %}" + "".join(
 
 
 def cards(tags: int) -> Callable[[], dict]:
-    rows = [{"key": f"bench.hero-{n}", "alt": f"Hero {n}"} for n in range(tags)]
+    rows = [
+        {"key": f"bench.hero-{n}", "alt": f"Hero {n}", "src": f"img/hero-{n}.jpg"}
+        for n in range(tags)
+    ]
     return lambda: {"cards": rows}
 
 
@@ -189,6 +200,7 @@ def pages() -> dict[str, Page]:
         found[f"static_{tags}"] = Page(static(tags), tags=tags)
     found["loop_50"] = Page(LOOP, cards(50))
     found["loop_500"] = Page(LOOP, cards(500), tags=500)
+    found["static_loop_50"] = Page(STATIC_LOOP, cards(50))
     found["field_50"] = Page(FIELD, versions)
     found["sorl_50"] = Page(SORL)
     return found
@@ -300,6 +312,7 @@ def main() -> dict[str, object]:
         "redis_ratio_vs_static_500": ratio(times, "neuraldraft_500", "static_500"),
         "redis_loop_vs_literal": ratio(times, "loop_50", "neuraldraft_50"),
         "redis_loop_vs_literal_500": ratio(times, "loop_500", "neuraldraft_500"),
+        "redis_loop_vs_static_loop_50": ratio(times, "loop_50", "static_loop_50"),
         "redis_ratio_vs_field_50": ratio(times, "neuraldraft_50", "field_50"),
         "redis_queries_cold_50": queries["queries_cold"],
         "redis_queries_cold_loop_500": queries["redis_queries_cold_loop_500"],

@@ -47,6 +47,9 @@ def attribute_html(name: str, value: Any) -> str:
     """Return `` name="value"``, escaped unless safe; as in Django's ``flatatt``,
     ``True`` gives a bare attribute and ``False`` or ``None`` leaves it out.
     """
+    if type(value) is str:
+        # The common case, without conditional_escape's checks: a plain str is never safe.
+        return f' {name}="{escape(value)}"'
     if value is True:
         return f" {name}"
     if value is False or value is None:
