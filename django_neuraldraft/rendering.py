@@ -141,9 +141,21 @@ def srcset_html(srcset: str, sizes: Any = None) -> str:
     """`` srcset="..." sizes="..."``, escaped; ``""`` when there is no ``srcset``."""
     if not srcset:
         return ""
-    if sizes:
-        return f' srcset="{escape(srcset)}" sizes="{conditional_escape(sizes)}"'
-    return f' srcset="{escape(srcset)}"'
+    return _srcset_html(srcset, f' sizes="{conditional_escape(sizes)}"' if sizes else "")
+
+
+@lru_cache(maxsize=4096)
+def _srcset_html(srcset: str, sizes_html: str) -> str:
+    # Escaped once per process: the same few hundred srcsets fill every page.
+    return f' srcset="{escape(srcset)}"{sizes_html}'
+
+
+@lru_cache(maxsize=4096)
+def _sources_html(sources: tuple[tuple[str, str], ...], sizes_html: str) -> str:
+    return "<picture>" + "".join(
+        f'<source type="{mime_type}" srcset="{escape(srcset)}"{sizes_html}>'
+        for mime_type, srcset in sources
+    )
 
 
 def picture_html(
@@ -162,12 +174,9 @@ def picture_html(
         img = img_html(data, attrs_html, overridden)
         return f"<picture>{img}</picture>" if data.url else img
     sizes_html = f' sizes="{conditional_escape(sizes)}"' if sizes else ""
-    sources = "".join(
-        f'<source type="{mime_type}" srcset="{escape(srcset)}"{sizes_html}>'
-        for mime_type, srcset in data.sources
-    )
-    img = img_html(data, attrs_html, overridden, srcset_html(data.srcset, sizes))
-    return f"<picture>{sources}{img}</picture>"
+    responsive = _srcset_html(data.srcset, sizes_html) if data.srcset else ""
+    head = _sources_html(data.sources, sizes_html)
+    return head + img_html(data, attrs_html, overridden, responsive) + "</picture>"
 
 
 def debug_comment(data: ImageData) -> str:
