@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Collection, Container
 from functools import lru_cache
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.templatetags.static import static
 from django.utils.html import conditional_escape
 
@@ -186,3 +187,15 @@ def debug_comment(data: ImageData) -> str:
     why = _WHY[data.status].format(key=repr(data.key))
     # Escaping turns any "-->" in a hostile key into "--&gt;", which cannot close the comment.
     return f"<!-- neuraldraft: {escape(why, quote=False)} -->"
+
+
+def replayable(sequence: Any, *, evaluate: bool = False) -> bool:
+    """Whether iterating ``sequence`` before (or beside) its loop costs nothing the loop does not.
+
+    A collection, or a QuerySet already evaluated; an unevaluated QuerySet
+    only with ``evaluate``, when the loop is certain to evaluate that very
+    object. Never a generator or an iterator, which would be consumed.
+    """
+    if isinstance(sequence, QuerySet):
+        return evaluate or sequence._result_cache is not None
+    return isinstance(sequence, Collection)

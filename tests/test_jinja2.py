@@ -119,6 +119,51 @@ class TestBatching:
         assert cold == warm
         assert cold.count("/media/grid/") == 24
 
+    def test_keys_from_a_loop_cost_one_query_cold_and_none_warm(
+        self, hero, jinja, django_assert_num_queries
+    ):
+        for n in range(10):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        cards = [{"key": f"grid.{n}"} for n in range(10)]
+        source = (
+            '{{ neuraldraft_image("hero.background") }}'
+            '{% for card in cards %}{{ neuraldraft_url(card["key"]) }} {% endfor %}'
+            '{% for n in range(10) if n > 4 %}{{ neuraldraft_image("grid." ~ n, alt=n) }}'
+            "{% endfor %}"
+        )
+
+        with django_assert_num_queries(2):
+            cold = jinja(source, cards=cards)
+        with django_assert_num_queries(0):
+            warm = jinja(source, cards=cards)
+
+        assert cold == warm
+        assert cold.count("/media/grid/") == 15
+
+    def test_a_generator_is_never_iterated_twice(self, jinja, django_assert_num_queries):
+        for n in range(3):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        source = "{% for key in keys %}{{ neuraldraft_url(key) }} {% endfor %}"
+
+        with django_assert_num_queries(3):
+            html = jinja(source, keys=(f"grid.{n}" for n in range(3)))
+
+        assert html.count("/media/grid/") == 3
+
+    def test_nested_loops_cost_one_query_per_inner_loop(self, jinja, django_assert_num_queries):
+        for n in range(4):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        rows = [[f"grid.{n}" for n in range(2)], [f"grid.{n}" for n in range(2, 4)]]
+        source = (
+            "{% for row in rows %}{% for key in row %}"
+            "{{ neuraldraft_picture(key, sizes='50vw') }}{% endfor %}{% endfor %}"
+        )
+
+        with django_assert_num_queries(2):
+            html = jinja(source, rows=rows)
+
+        assert html.count("/media/grid/") == 4
+
     @pytest.mark.parametrize(
         ("block", "queries"),
         [

@@ -11,11 +11,10 @@ loops give (a :class:`Plan`).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from django import template
-from django.db.models import QuerySet
 from django.template.base import FilterExpression, Node, NodeList, Parser, Token, Variable
 from django.template.context import Context
 from django.template.defaulttags import ForNode, WithNode
@@ -34,6 +33,7 @@ from ..rendering import (
     for_display,
     img_html,
     picture_html,
+    replayable,
     srcset_html,
     validate_attribute_name,
 )
@@ -203,13 +203,6 @@ def _is_name(expression: FilterExpression) -> str | None:
     return var.lookups[0] if len(var.lookups) == 1 else None
 
 
-def _replayable(sequence: Any, *, evaluate: bool) -> bool:
-    """Whether iterating ``sequence`` before its loop does costs nothing the loop would not."""
-    if isinstance(sequence, QuerySet):
-        return evaluate or sequence._result_cache is not None
-    return isinstance(sequence, Collection)
-
-
 def _expand(
     expression: FilterExpression,
     scopes: tuple,
@@ -237,7 +230,7 @@ def _expand(
     # unless the loop may not run at all, or its name is one a scope here has rebound.
     name = _is_name(scope.sequence)
     evaluate = not conditional and name is not None and name not in bound
-    if not _replayable(sequence, evaluate=evaluate):
+    if not replayable(sequence, evaluate=evaluate):
         # Perhaps rendering is inside this loop already, with its names bound.
         yield from _expand(expression, inner, conditional, context, bound)
         return
@@ -313,7 +306,7 @@ class ImageKeyNode(Node):
                         continue
                     sequence = _resolve(scope.sequence, context)
                     replay = (id(self), depth, id(sequence))
-                    if replay in memo.replayed or not _replayable(sequence, evaluate=False):
+                    if replay in memo.replayed or not replayable(sequence, evaluate=False):
                         continue
                     memo.replayed.add(replay)
                     scopes = planned.scopes[depth:]
