@@ -203,6 +203,16 @@ def _is_name(expression: FilterExpression) -> str | None:
     return var.lookups[0] if len(var.lookups) == 1 else None
 
 
+def _lookup_on(expression: FilterExpression, names: list[str]) -> Variable | None:
+    """The Variable of ``expression`` if it only looks something up on the loop's one name."""
+    var = expression.var
+    if expression.filters or len(names) != 1 or not isinstance(var, Variable):
+        return None
+    if var.lookups is None or var.translate or var.lookups[0] != names[0]:
+        return None
+    return var
+
+
 def _expand(
     expression: FilterExpression,
     scopes: tuple,
@@ -235,6 +245,14 @@ def _expand(
         yield from _expand(expression, inner, conditional, context, bound)
         return
     names = scope.names
+    lookup = _lookup_on(expression, names) if not inner else None
+    if lookup is not None:
+        # The common case, {% for card in cards %}...card.key: no context stack per item.
+        for item in sequence:
+            value = _quietly(lookup.resolve, {names[0]: item})
+            if isinstance(value, str):
+                yield value
+        return
     inner_bound = bound | set(names)
     with context.push():
         # As ForNode does: one dict on the stack, its values replaced for each item.
