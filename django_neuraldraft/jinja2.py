@@ -52,6 +52,8 @@ _LOOP_ARGUMENT = "_neuraldraft_loop"
 _MEMO = "neuraldraft_memo"
 
 _OPENING = frozenset({"lparen", "lbracket", "lbrace"})
+#: The tokens of a sequence that is a plain lookup, cheap to evaluate again.
+_LOOKUP = frozenset({"name", "dot", "lbracket", "rbracket", "string", "integer"})
 _CLOSING = frozenset({"rparen", "rbracket", "rbrace"})
 
 
@@ -287,7 +289,11 @@ def _loop_header(tokens: list[Token], start: int) -> tuple[str, list[Token]] | N
         depth += token.type in _OPENING
         depth -= token.type in _CLOSING
         sequence.append(token)
-    return (tokens[start].value, sequence) if sequence else None
+    # Only plain lookups (cards, page.cards, rows[0]): the sequence is evaluated again
+    # at each call, so one that calls a function or a filter is left alone.
+    if not sequence or any(token.type not in _LOOKUP for token in sequence):
+        return None
+    return tokens[start].value, sequence
 
 
 def _loop_argument(

@@ -128,17 +128,31 @@ class TestBatching:
         source = (
             '{{ neuraldraft_image("hero.background") }}'
             '{% for card in cards %}{{ neuraldraft_url(card["key"]) }} {% endfor %}'
-            '{% for n in range(10) if n > 4 %}{{ neuraldraft_image("grid." ~ n, alt=n) }}'
+            '{% for n in numbers if n > 4 %}{{ neuraldraft_image("grid." ~ n, alt=n) }}'
             "{% endfor %}"
         )
 
         with django_assert_num_queries(2):
-            cold = jinja(source, cards=cards)
+            cold = jinja(source, cards=cards, numbers=range(10))
         with django_assert_num_queries(0):
-            warm = jinja(source, cards=cards)
+            warm = jinja(source, cards=cards, numbers=range(10))
 
         assert cold == warm
         assert cold.count("/media/grid/") == 15
+
+    def test_a_sequence_that_calls_a_function_is_not_evaluated_again(self, jinja):
+        calls = []
+
+        def cards():
+            calls.append(1)
+            return [{"key": f"grid.{n}"} for n in range(3)]
+
+        jinja(
+            '{% for card in cards() %}{{ neuraldraft_url(card["key"]) }}{% endfor %}',
+            cards=cards,
+        )
+
+        assert len(calls) == 1
 
     def test_a_generator_is_never_iterated_twice(self, jinja, django_assert_num_queries):
         for n in range(3):
