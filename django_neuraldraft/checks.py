@@ -166,7 +166,16 @@ _NUMBERS = (
 )
 
 # BASE_URL's type is checked by E007 and API_KEY's content by E002.
-_TEXTS = ("API_KEY", "STORAGE", "UPLOAD_TO", "DEFAULT_STYLE", "CACHE_ALIAS", "PLACEHOLDER")
+_TEXTS = (
+    "API_KEY",
+    "STORAGE",
+    "UPLOAD_TO",
+    "DEFAULT_STYLE",
+    "CACHE_ALIAS",
+    "PLACEHOLDER",
+    "DEFAULT_SIZES",
+    "SHARED_CACHE",
+)
 
 
 def check_numbers(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
@@ -344,13 +353,13 @@ def _has_column(database: str, table: str, column: str) -> bool:
     return any(field.name == column for field in description)
 
 
-def check_cache_is_shared(app_configs=None, **kwargs) -> list[CheckMessage]:
+def check_cache_is_shared(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     """A per-process image cache costs a query per render; say so, and how to avoid it."""
     effective = _effective_settings()
     if effective is None or effective["SHARED_CACHE"] is not None:
         return []
     alias = effective["CACHE_ALIAS"]
-    if alias not in settings.CACHES:
+    if not isinstance(alias, str) or alias not in settings.CACHES:
         return []
     from django.core.cache import caches
 
@@ -367,7 +376,7 @@ def check_cache_is_shared(app_configs=None, **kwargs) -> list[CheckMessage]:
             hint="Use a cache that every process shares (Redis, Memcached) for no query per "
             "render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept the query. "
             "See docs/templatetags.rst.",
-            id="neuraldraft.W012",
+            id="neuraldraft.W017",
         )
     ]
 

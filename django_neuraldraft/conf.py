@@ -251,6 +251,10 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "WEBHOOK_TOLERANCE": Rule(_is_positive_number, "a positive number of seconds"),
         "WEBHOOK_MAX_BODY_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
         "WEBHOOK_SAFETY_POLL": Rule(_is_positive_number, "a positive number of seconds"),
+        "DEFAULT_SIZES": Rule(_is_optional_text, "None or a string"),
+        "SHARED_CACHE": Rule(
+            lambda value: value is None or isinstance(value, bool), "None, True or False"
+        ),
     }
 )
 

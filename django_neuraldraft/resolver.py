@@ -269,7 +269,7 @@ def _get_many(cache: BaseCache, names: list[str]) -> dict[str, Any]:
     """
     client = getattr(cache, "_cache", None) if type(cache) is RedisCache else None
     serializer = getattr(client, "_serializer", None)
-    if serializer is None:
+    if client is None or serializer is None:
         return cache.get_many(names)
     reader = _redis_readers.get(client)
     if reader is None:

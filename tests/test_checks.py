@@ -17,6 +17,12 @@ def _no_key_in_environment(monkeypatch):
     monkeypatch.delenv("NEURALDRAFT_API_KEY", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _shared_cache(settings):
+    """A cache every process shares, so that W017 speaks only in the tests about it."""
+    settings.CACHES = SHARED_CACHES
+
+
 #: A cache every process shares; never connected to by the checks.
 SHARED_CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
 
@@ -26,11 +32,11 @@ def run_all():
 
 
 class TestCleanConfiguration:
-    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY}, CACHES=SHARED_CACHES)
+    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY})
     def test_test_key_in_development_passes_every_check(self):
         assert run_all() == []
 
-    @override_settings(DEBUG=False, NEURALDRAFT={"API_KEY": LIVE_KEY}, CACHES=SHARED_CACHES)
+    @override_settings(DEBUG=False, NEURALDRAFT={"API_KEY": LIVE_KEY})
     def test_live_key_in_production_passes_every_check(self):
         assert run_all() == []
 
@@ -95,9 +101,7 @@ class TestSettingsShapeChecks:
             )
         ]
 
-    @override_settings(
-        DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY, "MAX_RETRY": 2}, CACHES=SHARED_CACHES
-    )
+    @override_settings(DEBUG=True, NEURALDRAFT={"API_KEY": TEST_KEY, "MAX_RETRY": 2})
     def test_e006_unknown_key(self):
         assert run_all() == [
             Error(
@@ -384,6 +388,8 @@ def test_every_setting_has_a_rule_and_a_check():
     }
     assert set(conf.RULES) == set(conf.DEFAULTS) == checked
     assert all(conf.is_valid(name, default) for name, default in conf.DEFAULTS.items())
+
+
 class TestSharedCacheCheck:
     @pytest.mark.parametrize("backend", ["locmem.LocMemCache", "dummy.DummyCache"])
     def test_w012_a_per_process_cache(self, backend):
@@ -398,7 +404,7 @@ class TestSharedCacheCheck:
                     hint="Use a cache that every process shares (Redis, Memcached) for no "
                     "query per render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept "
                     "the query. See docs/templatetags.rst.",
-                    id="neuraldraft.W012",
+                    id="neuraldraft.W017",
                 )
             ]
 
@@ -407,7 +413,7 @@ class TestSharedCacheCheck:
         with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "SHARED_CACHE": shared}):
             assert checks.check_cache_is_shared() == []
 
-    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY}, CACHES=SHARED_CACHES)
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY})
     def test_a_shared_cache_passes(self):
         assert checks.check_cache_is_shared() == []
 

@@ -119,9 +119,11 @@ class Plan:
             if isinstance(node, ImageKeyNode):
                 self._add(node, scopes, conditional)
             elif isinstance(node, ForNode):
-                loop = _Loop(node.loopvars, node.sequence)
-                self._walk(node.nodelist_loop, (*scopes, loop), conditional, engine)
-                self._walk(node.nodelist_empty, scopes, True, engine)
+                # django-stubs types these attributes more loosely than ForNode sets them.
+                found: Any = node
+                loop = _Loop(found.loopvars, found.sequence)
+                self._walk(found.nodelist_loop, (*scopes, loop), conditional, engine)
+                self._walk(found.nodelist_empty, scopes, True, engine)
             elif isinstance(node, WithNode):
                 inner = (*scopes, _With(node.extra_context))
                 self._walk(node.nodelist, inner, conditional, engine)
@@ -150,14 +152,15 @@ class Plan:
         name = _constant(node.template)
         if not isinstance(name, str):
             return
-        name = construct_relative_path(node.origin.template_name, name)
+        name = construct_relative_path(str(node.origin.template_name), name)
         included = _quietly(engine.get_template, name)
         if included is not None:
             scope = _With(node.extra_context, node.isolated_context)
             self._walk_template(included, (*scopes, scope), conditional)
 
     def _extend(self, node: ExtendsNode, scopes: tuple, engine: Any) -> None:
-        name = _constant(node.parent_name)
+        parent_name: Any = node.parent_name
+        name = _constant(parent_name)
         if not isinstance(name, str):
             return
         parent = _quietly(engine.find_template, name, None, [node.origin])
@@ -269,7 +272,8 @@ def _expand(
 
 
 def _memo(context: Context) -> RenderMemo:
-    shared = context.render_context.dicts[0]
+    # Shared by every template of one render; django-stubs types its values as strings.
+    shared: dict[Any, Any] = context.render_context.dicts[0]
     memo = shared.get(_MEMO)
     if memo is None:
         memo = shared[_MEMO] = RenderMemo()
@@ -295,7 +299,7 @@ class ImageKeyNode(Node):
         data = memo.known(key)
         if data is None:
             memo.fetch([key, *self._batch(key, memo, context)])
-            data = memo.known(key)
+            data = memo.get(key)
         return data
 
     def _batch(self, key: str, memo: RenderMemo, context: Context) -> list[str]:
@@ -348,8 +352,8 @@ class ImageNode(ImageKeyNode):
                 (name, expression) if value is _NOT_CONSTANT else attribute_html(name, value)
             )
         # Literal attributes are escaped once, here; only variables are resolved per render.
-        literal = all(isinstance(part, str) for part in self.parts)
-        self.attrs_html = "".join(self.parts) if literal else None
+        literals = [part for part in self.parts if isinstance(part, str)]
+        self.attrs_html = "".join(literals) if len(literals) == len(self.parts) else None
 
     def attributes(self, context: Context) -> str:
         if self.attrs_html is not None:
@@ -393,6 +397,8 @@ class UrlNode(ImageKeyNode):
 
 
 class ImageDataNode(ImageKeyNode):
+    asvar: str
+
     def render(self, context: Context) -> str:
         context[self.asvar] = for_display(self.image(context))
         return ""
