@@ -38,7 +38,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.dummy import DummyCache
@@ -216,7 +216,7 @@ def _lookup(wanted: list[str], token: _Token) -> Mapping[str, ImageData]:
         entry = None if generation is None else _quietly(cache.get, name)
     if generation is None:
         return _read(wanted)
-    if entry is not None and entry[0] == generation and entry[2] > time.time():
+    if _is_current(entry, generation):
         if shared:
             _remember((alias, name), entry)
         return entry[1]
@@ -227,6 +227,21 @@ def _lookup(wanted: list[str], token: _Token) -> Mapping[str, ImageData]:
     if shared:
         _remember((alias, name), entry)
     return data
+
+
+def _is_current(entry: Any, generation: int) -> TypeGuard[tuple[Any, ...]]:
+    """Whether ``entry`` is a batch stored under ``generation`` and not yet expired.
+
+    Anything else under the batch's name (another program's value, a cache
+    that lost part of it) is treated as a miss.
+    """
+    return (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and entry[0] == generation
+        and isinstance(entry[2], float)
+        and entry[2] > time.time()
+    )
 
 
 def _shared_entry(

@@ -505,3 +505,12 @@ class TestPerProcessCache:
         for _ in range(2):
             with django_assert_num_queries(1):
                 assert resolver.resolve("hero.background").ready
+
+
+def test_a_foreign_value_under_a_batch_name_is_a_miss(hero, django_assert_num_queries):
+    resolver.resolve("hero.background")
+    resolver._local.clear()
+    caches["default"].set(resolver._batch_name(("hero.background",)), "not a batch")
+
+    with django_assert_num_queries(1):
+        assert resolver.resolve("hero.background").ready
