@@ -478,6 +478,41 @@ class TestQueries:
         assert html.count("/media/grid.") == 4
 
 
+@override_settings(
+    TEMPLATES=[
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "page.html": "{% load neuraldraft %}{% neuraldraft_url 'page.hero' %} "
+                            "{% include partial %}",
+                            "partial.html": "{% load neuraldraft %}"
+                            "{% for key in keys %}{% neuraldraft_url key %} {% endfor %}",
+                        },
+                    )
+                ]
+            },
+        }
+    ]
+)
+def test_a_template_included_by_a_variable_costs_one_batch_of_its_own(
+    django_assert_num_queries,
+):
+    for key in ("page.hero", "grid.0", "grid.1", "grid.2"):
+        create_image_key(key, file=f"{key}.png")
+    context = {"partial": "partial.html", "keys": ["grid.0", "grid.1", "grid.2"]}
+
+    with django_assert_num_queries(2):
+        html = render_to_string("page.html", context)
+    with django_assert_num_queries(0):
+        render_to_string("page.html", context)
+
+    assert html.count("/media/") == 4
+
+
 def with_renditions(key: str, formats=("avif", "webp", "jpeg"), widths=(640, 1280)):
     """A key whose 1600x900 JPEG has renditions, their files saved to the test storage."""
     image_key = create_image_key(key, file=f"neuraldraft/{key}/full.jpg", alt_text="Dunes")
