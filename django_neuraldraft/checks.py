@@ -376,7 +376,7 @@ def check_cache_is_shared(app_configs: AppConfigs = None, **kwargs: Any) -> list
             hint="Use a cache that every process shares (Redis, Memcached) for no query per "
             "render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept the query. "
             "See docs/templatetags.rst.",
-            id="neuraldraft.W017",
+            id="neuraldraft.W018",
         )
     ]
 

@@ -19,7 +19,7 @@ def _no_key_in_environment(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _shared_cache(settings):
-    """A cache every process shares, so that W017 speaks only in the tests about it."""
+    """A cache every process shares, so that W018 speaks only in the tests about it."""
     settings.CACHES = SHARED_CACHES
 
 
@@ -404,7 +404,7 @@ class TestSharedCacheCheck:
                     hint="Use a cache that every process shares (Redis, Memcached) for no "
                     "query per render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept "
                     "the query. See docs/templatetags.rst.",
-                    id="neuraldraft.W017",
+                    id="neuraldraft.W018",
                 )
             ]
 

@@ -13,7 +13,7 @@ def create_the_row(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("neuraldraft", "0004_imageversion_storage_alias"),
+        ("neuraldraft", "0005_admin_review"),
     ]
 
     operations = [
