@@ -13,7 +13,7 @@ def create_the_row(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("neuraldraft", "0005_admin_review"),
+        ("neuraldraft", "0006_webhookevent"),
     ]
 
     operations = [
