@@ -166,7 +166,16 @@ _NUMBERS = (
 )
 
 # BASE_URL's type is checked by E007 and API_KEY's content by E002.
-_TEXTS = ("API_KEY", "STORAGE", "UPLOAD_TO", "DEFAULT_STYLE", "CACHE_ALIAS", "PLACEHOLDER")
+_TEXTS = (
+    "API_KEY",
+    "STORAGE",
+    "UPLOAD_TO",
+    "DEFAULT_STYLE",
+    "CACHE_ALIAS",
+    "PLACEHOLDER",
+    "DEFAULT_SIZES",
+    "SHARED_CACHE",
+)
 
 
 def check_numbers(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
@@ -344,6 +353,34 @@ def _has_column(database: str, table: str, column: str) -> bool:
     return any(field.name == column for field in description)
 
 
+def check_cache_is_shared(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    """A per-process image cache costs a query per render; say so, and how to avoid it."""
+    effective = _effective_settings()
+    if effective is None or effective["SHARED_CACHE"] is not None:
+        return []
+    alias = effective["CACHE_ALIAS"]
+    if not isinstance(alias, str) or alias not in settings.CACHES:
+        return []
+    from django.core.cache import caches
+
+    from .resolver import is_per_process
+
+    if not is_per_process(caches[alias]):
+        return []
+    backend = settings.CACHES[alias].get("BACKEND", "").rpartition(".")[2]
+    return [
+        Warning(
+            f"NEURALDRAFT['CACHE_ALIAS'] = {alias!r} is a per-process cache ({backend}): "
+            "every page that shows images makes one small database query, so that an image "
+            "bound by another process (the worker) shows at once.",
+            hint="Use a cache that every process shares (Redis, Memcached) for no query per "
+            "render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept the query. "
+            "See docs/templatetags.rst.",
+            id="neuraldraft.W018",
+        )
+    ]
+
+
 def check_webhook_secret(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     return [
         Error(
@@ -370,6 +407,7 @@ ALL_CHECKS = (
     check_flags,
     check_renditions,
     check_webhook_secret,
+    check_cache_is_shared,
 )
 
 #: Checks that read the database: registered with the ``database`` tag.

@@ -70,6 +70,11 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "WEBHOOK_MAX_BODY_BYTES": 64 * 1024,
         # Seconds between the polls that still follow a job while webhooks are on.
         "WEBHOOK_SAFETY_POLL": 120,
+        # The sizes attribute used when a tag gives none, e.g. "100vw"; None: none.
+        "DEFAULT_SIZES": None,
+        # Whether CACHE_ALIAS is shared by every process (Redis, Memcached); None: guess
+        # from its backend (LocMemCache and DummyCache are not).
+        "SHARED_CACHE": None,
     }
 )
 
@@ -246,6 +251,10 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "WEBHOOK_TOLERANCE": Rule(_is_positive_number, "a positive number of seconds"),
         "WEBHOOK_MAX_BODY_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
         "WEBHOOK_SAFETY_POLL": Rule(_is_positive_number, "a positive number of seconds"),
+        "DEFAULT_SIZES": Rule(_is_optional_text, "None or a string"),
+        "SHARED_CACHE": Rule(
+            lambda value: value is None or isinstance(value, bool), "None, True or False"
+        ),
     }
 )
 
@@ -442,3 +451,12 @@ def rendition_quality(image_format: str) -> int:
     """The encoder quality of ``image_format``: the setting's, else the default's."""
     configured = get_settings()["RENDITION_QUALITY"]
     return int(configured.get(image_format, DEFAULTS["RENDITION_QUALITY"][image_format]))
+
+
+def default_sizes() -> str | None:
+    return get_settings()["DEFAULT_SIZES"] or None
+
+
+def shared_cache() -> bool | None:
+    """``True``/``False`` as configured, or ``None`` to decide from the cache's backend."""
+    return get_settings()["SHARED_CACHE"]

@@ -44,8 +44,9 @@ class ImageKeyQuerySet(models.QuerySet):
         """Each key's row, image on show, running generation and latest colour, in one query.
 
         Rows are ``(key, alt_text, aspect_ratio, file, width, height, colour,
-        pending, latest colour, storage alias)`` tuples: what the resolver caches,
-        nothing more. The alias is the storage the file on show was saved to.
+        MIME type, renditions, pending, latest colour, storage alias)`` tuples:
+        what the resolver caches, nothing more. The alias is the storage the
+        file on show (and its renditions) was saved to.
         """
         from .models import ImageVersion, Job
 
@@ -70,6 +71,8 @@ class ImageKeyQuerySet(models.QuerySet):
                 "current__width",
                 "current__height",
                 "current__dominant_color",
+                "current__mime_type",
+                "current__renditions",
                 "pending",
                 "latest_color",
                 "current__storage_alias",

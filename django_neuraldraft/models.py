@@ -366,3 +366,21 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return self.event_id or self.delivery_id or _("delivery #%(pk)s") % {"pk": self.pk}
+
+
+class ChangeToken(models.Model):
+    """One row whose random value is replaced after every change to what any key shows.
+
+    Processes whose image cache is their own (``LocMemCache``) read it once
+    per render to know whether what they cached is still current; see
+    docs/templatetags.rst.
+    """
+
+    value = models.BigIntegerField(_("value"))
+
+    class Meta:
+        verbose_name = _("change token")
+        verbose_name_plural = _("change tokens")
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,15 +1,16 @@
-"""The ``<img>`` markup and placeholders that the template tags and the Jinja2 extension share."""
+"""The ``<img>`` and ``<picture>`` markup and placeholders that the tags and Jinja2 share."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Collection, Container
 from functools import lru_cache
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.templatetags.static import static
 from django.utils.html import conditional_escape
 
@@ -47,6 +48,9 @@ def attribute_html(name: str, value: Any) -> str:
     """Return `` name="value"``, escaped unless safe; as in Django's ``flatatt``,
     ``True`` gives a bare attribute and ``False`` or ``None`` leaves it out.
     """
+    if type(value) is str:
+        # The common case, without conditional_escape's checks: a plain str is never safe.
+        return f' {name}="{escape(value)}"'
     if value is True:
         return f" {name}"
     if value is False or value is None:
@@ -105,28 +109,75 @@ def _svg(across: int, down: int, color: str) -> str:
 
 
 def img_html(
-    data: ImageData, attrs_html: str = "", overridden: Container[str] = frozenset()
+    data: ImageData,
+    attrs_html: str = "",
+    overridden: Container[str] = frozenset(),
+    responsive_html: str = "",
 ) -> str:
     """Return the ``<img>`` for display ``data`` (see :func:`for_display`) as an HTML string.
 
     ``attrs_html`` holds the template's own attributes, already escaped;
     ``overridden`` names the computed attributes (:data:`COMPUTED_ATTRIBUTES`)
-    among them, which are then left to the template. A placeholder is marked
+    among them, which are then left to the template; ``responsive_html`` is
+    :func:`srcset_html` or ``""``. A placeholder is marked
     ``data-neuraldraft-pending`` while a generation runs and is preceded, with
     ``DEBUG = True``, by an HTML comment saying why there is no image.
     """
-    html = f'<img src="{escape(data.url)}"'
+    ready = data.status == Status.READY
+    html = f'<img src="{escape(data.url)}"{responsive_html if ready else ""}'
     if "width" not in overridden:
         html += f' width="{data.width}"'
     if "height" not in overridden:
         html += f' height="{data.height}"'
     if "alt" not in overridden:
         html += f' alt="{escape(data.alt)}"'
-    if data.status == Status.READY:
+    if ready:
         return f"{html}{attrs_html}>"
     if data.status == Status.PENDING:
         html += " data-neuraldraft-pending"
     return debug_comment(data) + (f"{html}{attrs_html}>" if data.url else "")
+
+
+def srcset_html(srcset: str, sizes: Any = None) -> str:
+    """`` srcset="..." sizes="..."``, escaped; ``""`` when there is no ``srcset``."""
+    if not srcset:
+        return ""
+    return _srcset_html(srcset, f' sizes="{conditional_escape(sizes)}"' if sizes else "")
+
+
+@lru_cache(maxsize=4096)
+def _srcset_html(srcset: str, sizes_html: str) -> str:
+    # Escaped once per process: the same few hundred srcsets fill every page.
+    return f' srcset="{escape(srcset)}"{sizes_html}'
+
+
+@lru_cache(maxsize=4096)
+def _sources_html(sources: tuple[tuple[str, str], ...], sizes_html: str) -> str:
+    return "<picture>" + "".join(
+        f'<source type="{mime_type}" srcset="{escape(srcset)}"{sizes_html}>'
+        for mime_type, srcset in sources
+    )
+
+
+def picture_html(
+    data: ImageData,
+    attrs_html: str = "",
+    overridden: Container[str] = frozenset(),
+    sizes: Any = None,
+) -> str:
+    """Return ``<picture>`` with a ``<source>`` per modern format and the ``<img>`` fallback.
+
+    The fallback carries the image's own format, its ``srcset`` and the
+    template's attributes. A key without an image renders its placeholder
+    ``<img>`` inside the ``<picture>``, or nothing when the placeholder is ``""``.
+    """
+    if data.status != Status.READY:
+        img = img_html(data, attrs_html, overridden)
+        return f"<picture>{img}</picture>" if data.url else img
+    sizes_html = f' sizes="{conditional_escape(sizes)}"' if sizes else ""
+    responsive = _srcset_html(data.srcset, sizes_html) if data.srcset else ""
+    head = _sources_html(data.sources, sizes_html)
+    return head + img_html(data, attrs_html, overridden, responsive) + "</picture>"
 
 
 def debug_comment(data: ImageData) -> str:
@@ -136,3 +187,15 @@ def debug_comment(data: ImageData) -> str:
     why = _WHY[data.status].format(key=repr(data.key))
     # Escaping turns any "-->" in a hostile key into "--&gt;", which cannot close the comment.
     return f"<!-- neuraldraft: {escape(why, quote=False)} -->"
+
+
+def replayable(sequence: Any, *, evaluate: bool = False) -> bool:
+    """Whether iterating ``sequence`` before (or beside) its loop costs nothing the loop does not.
+
+    A collection, or a QuerySet already evaluated; an unevaluated QuerySet
+    only with ``evaluate``, when the loop is certain to evaluate that very
+    object. Never a generator or an iterator, which would be consumed.
+    """
+    if isinstance(sequence, QuerySet):
+        return evaluate or sequence._result_cache is not None
+    return isinstance(sequence, Collection)

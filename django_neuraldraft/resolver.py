@@ -1,26 +1,32 @@
 """Image keys to the data a page needs to show them, through Django's cache, in batches.
 
 Rendering reads only the cache and, on a miss, the database: never the storage
-backend and never Neural Draft. The cache holds two kinds of entries:
+backend and never Neural Draft. Image URLs (renditions included) are computed
+when an entry is filled. The cache holds two kinds of entries:
 
-``neuraldraft:token:<key>``
-    A random number, replaced whenever what the key shows may have changed
-    (bind, rollback, edit, delete, a job starting or failing), once the change
-    has committed.
-``neuraldraft:batch:<n>:<digest of the keys>``
-    The data of a set of keys, as a template asks for them together, each
-    row with the token of its key that was current *before* the row was read
-    from the database.
+``neuraldraft:generation``
+    A random number, replaced after every change that may alter what any key
+    shows (bind, rollback, edit, delete, a job starting or failing) has
+    committed.
+``neuraldraft:batch:2:<digest of the keys>``
+    The data of a set of keys, as a page asks for them together, with the
+    generation that was current *before* the data was read from the database.
 
-A reader fetches the tokens of its keys and their batch in one ``get_many``
-and trusts a row only while its token is still the current one; the rows it
-cannot trust are read again, in one query, and the batch is stored anew. A
-reader that read the database just before a writer committed may still store
-what it read, but under a token the writer has since replaced, so nobody uses
-it: a stale read cannot outlive the invalidation that followed it, in any
-process that shares the cache. Tokens are random rather than counters, so an
-evicted token is replaced by a new one instead of restarting a count that old
-rows might match. A page of 50 images reads 51 cache entries.
+A reader fetches the generation and the batch in one ``get_many`` and trusts
+the batch only while its generation is still the current one; otherwise it
+reads the whole batch again in one query. A reader that read the database just
+before a writer committed may still store what it read, but under a generation
+the writer has since replaced, so nobody uses it: a stale read cannot outlive
+the invalidation that followed it. Generations are random rather than counters,
+so an evicted generation is replaced by a new one instead of restarting a count
+that old entries might match. A page reads two cache entries whatever its size;
+a process keeps the batches it has read (:data:`LOCAL_BATCHES`) and then reads
+only the generation.
+
+A per-process cache (``LocMemCache``) cannot see the generation that another
+process (the worker) replaced. With one, the generation is the
+:class:`~django_neuraldraft.models.ChangeToken` row instead, read with one
+small query per render; see :func:`cache_is_shared`.
 """
 
 from __future__ import annotations
@@ -28,33 +34,55 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import conf
 from .keys import validate_image_key
-from .models import ImageKey, ImageVersion, Job
+from .models import ChangeToken, ImageKey, ImageVersion, Job
 from .signals import job_failed
 from .storage import ConfiguredStorage, storage_for
 
 logger = logging.getLogger(__name__)
 
-_TOKEN_PREFIX = "neuraldraft:token:"
-# The number changes with the shape of the cached rows, so that during a
+_GENERATION = "neuraldraft:generation"
+# The number changes with the shape of the cached data, so that during a
 # deploy old and new code never read each other's entries.
-_BATCH_PREFIX = "neuraldraft:batch:1:"
+_BATCH_PREFIX = "neuraldraft:batch:2:"
 
 #: Seconds an answer of "a generation is running" is trusted. Jobs end through
 #: UPDATE queries, which send no signal; a finished job binds its image (which
 #: invalidates) and a failed one sends ``job_failed``, but a cancelled one is
 #: only noticed when this runs out.
 PENDING_TIMEOUT = 60
+
+#: Batches a process keeps in memory, checked against the shared generation
+#: before each use, so that a warm page reads one small cache entry.
+LOCAL_BATCHES = 256
+
+#: ``ImageVersion.mime_type`` to the rendition format of the same kind.
+FORMATS = {
+    "image/avif": "avif",
+    "image/webp": "webp",
+    "image/jpeg": "jpeg",
+    "image/png": "png",
+    "image/gif": "gif",
+}
+_MIME_TYPES = {value: key for key, value in FORMATS.items()}
+
+#: The formats a ``<picture>`` offers as ``<source>``, best first.
+SOURCE_FORMATS = ("avif", "webp")
 
 
 class Status:
@@ -88,6 +116,12 @@ class ImageData(NamedTuple):
     aspect_ratio: str
     #: One of the :class:`Status` values.
     status: str
+    #: ``url 640w, ...``: the renditions in the image's own format and the image
+    #: itself at its width; ``""`` when the image has no renditions.
+    srcset: str = ""
+    #: ``(("image/avif", srcset), ("image/webp", srcset))``, each only when the
+    #: image has renditions in that format (other than its own).
+    sources: tuple[tuple[str, str], ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -105,8 +139,47 @@ def resolve_many(keys: Iterable[str]) -> dict[str, ImageData]:
     One cache round trip for all of them; what the cache misses costs one
     database query in all. Invalid keys touch neither. Never raises for a key
     without an image, and never because the cache is down: then the data
-    comes from the database and a warning is logged.
+    comes from the database and a warning is logged. A view may put the
+    result in the template context: the tags render an ``ImageData`` without
+    any lookup.
     """
+    return _resolve(keys, _Token())
+
+
+def cache_is_shared(alias: str | None = None) -> bool:
+    """Whether every process of the site sees the same ``CACHE_ALIAS`` cache.
+
+    ``SHARED_CACHE`` when set; otherwise true for every backend but
+    ``LocMemCache`` and ``DummyCache``, which live inside one process.
+    """
+    configured = conf.shared_cache()
+    if configured is not None:
+        return bool(configured)
+    return not is_per_process(caches[alias or conf.cache_alias()])
+
+
+def is_per_process(cache: BaseCache) -> bool:
+    """Whether ``cache`` lives inside one process, where another process cannot reach it."""
+    return isinstance(cache, (LocMemCache, DummyCache))
+
+
+class _Token:
+    """The :class:`ChangeToken` value, read at most once per render and only when needed."""
+
+    __slots__ = ("_value",)
+
+    _UNREAD = object()
+
+    def __init__(self) -> None:
+        self._value: Any = self._UNREAD
+
+    def value(self) -> int | None:
+        if self._value is self._UNREAD:
+            self._value = ChangeToken.objects.filter(pk=1).values_list("value", flat=True).first()
+        return self._value
+
+
+def _resolve(keys: Iterable[str], token: _Token) -> dict[str, ImageData]:
     found: dict[str, ImageData] = {}
     wanted = []
     for key in dict.fromkeys(keys):
@@ -114,33 +187,137 @@ def resolve_many(keys: Iterable[str]) -> dict[str, ImageData]:
             wanted.append(key)
         else:
             found[key] = ImageData(key, "", None, None, "", "", "", Status.INVALID)
-    if not wanted:
-        return found
-    cache = caches[conf.cache_alias()]
-    token_names = [_TOKEN_PREFIX + key for key in wanted]
-    batch_name = _batch_name(wanted)
-    cached = _quietly(cache.get_many, [*token_names, batch_name])
-    if cached is None:
-        found.update(_read(wanted))
-        return found
-    rows = {row[1]: row for row in cached.get(batch_name, ())}
-    tokens: dict[str, int | None] = {}
-    trusted: dict[str, ImageData] = {}
-    stale = []
-    for key, token_name in zip(wanted, token_names, strict=True):
-        token = tokens[key] = cached.get(token_name)
-        row = rows.get(key)
-        if token is not None and row is not None and row[0] == token:
-            trusted[key] = ImageData(*row[1:])
-        else:
-            stale.append(key)
-    found.update(trusted)
-    if stale:
-        found.update(_refill(cache, batch_name, tokens, trusted, stale))
+    if wanted:
+        found.update(_lookup(wanted, token))
     return found
 
 
-def _batch_name(keys: list[str]) -> str:
+#: Batches read in this process: ``(alias, name) -> (generation, data, expiry)``.
+_local: dict[tuple[str, str], tuple[int, dict[str, ImageData], float]] = {}
+
+
+def _lookup(wanted: list[str], token: _Token) -> Mapping[str, ImageData]:
+    """The data of ``wanted``, all valid keys, from the cache or else in one query.
+
+    An entry is ``(generation, data, expiry)``; the expiry (wall-clock time)
+    travels with it, so a copy kept in this process never outlives the
+    lifetime the entry was stored with (signed URLs).
+    """
+    alias = conf.cache_alias()
+    cache = caches[alias]
+    if isinstance(cache, DummyCache):
+        return _read(wanted)
+    name = _batch_name(tuple(wanted))
+    shared = cache_is_shared(alias)
+    if shared:
+        generation, entry = _shared_entry(cache, name, _local.get((alias, name)))
+    else:
+        generation = token.value()
+        entry = None if generation is None else _quietly(cache.get, name)
+    if generation is None:
+        return _read(wanted)
+    if _is_current(entry, generation):
+        if shared:
+            _remember((alias, name), entry)
+        return entry[1]
+    data = _read(wanted)
+    lifetime = _lifetime(data.values())
+    entry = (generation, data, time.time() + lifetime)
+    _quietly(cache.set, name, entry, lifetime)
+    if shared:
+        _remember((alias, name), entry)
+    return data
+
+
+def _is_current(entry: Any, generation: int) -> TypeGuard[tuple[Any, ...]]:
+    """Whether ``entry`` is a batch stored under ``generation`` and not yet expired.
+
+    Anything else under the batch's name (another program's value, a cache
+    that lost part of it) is treated as a miss.
+    """
+    return (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and entry[0] == generation
+        and isinstance(entry[2], float)
+        and entry[2] > time.time()
+    )
+
+
+def _shared_entry(
+    cache: BaseCache, name: str, local: tuple | None
+) -> tuple[int | None, tuple | None]:
+    """The current generation and the batch ``name``, in one round trip when possible.
+
+    With a ``local`` copy only the generation is read. Without a current
+    generation, a new one is stored *before* the caller reads the database,
+    so that what it reads is never older than its generation. ``(None,
+    None)`` when the cache fails.
+    """
+    cached = _quietly(_get_many, cache, [_GENERATION] if local else [_GENERATION, name])
+    if cached is None:
+        return None, None
+    generation = cached.get(_GENERATION)
+    if generation is None:
+        generation = secrets.randbits(63)
+        failed = _quietly(cache.set_many, {_GENERATION: generation}, None)
+        return (None if failed is None or failed else generation), None
+    if local is None:
+        return generation, cached.get(name)
+    if local[0] == generation:
+        return generation, local
+    return generation, _quietly(cache.get, name)
+
+
+#: One redis-py client per Django RedisCache client, for reads.
+_redis_readers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _get_many(cache: BaseCache, names: list[str]) -> dict[str, Any]:
+    """``cache.get_many(names)``, with a redis-py client kept for Django's ``RedisCache``.
+
+    Django's ``RedisCache`` builds a new ``redis.Redis`` for every call, about
+    half the cost of a warm page's one read (docs/benchmarks.rst); the client
+    is thread-safe and its pool survives forks, so reads reuse one. Anything
+    but that exact backend, or a Django whose client lacks what this needs,
+    goes through ``get_many``.
+    """
+    client = getattr(cache, "_cache", None) if type(cache) is RedisCache else None
+    serializer = getattr(client, "_serializer", None)
+    if client is None or serializer is None:
+        return cache.get_many(names)
+    reader = _redis_readers.get(client)
+    if reader is None:
+        reader = _redis_readers[client] = client.get_client(None, write=False)
+    values = reader.mget([cache.make_and_validate_key(name) for name in names])
+    return {
+        name: serializer.loads(value)
+        for name, value in zip(names, values, strict=True)
+        if value is not None
+    }
+
+
+def _remember(name: tuple[str, str], entry: tuple) -> None:
+    if _local.get(name) is entry:
+        return
+    _local.pop(name, None)
+    if len(_local) >= LOCAL_BATCHES:
+        # The oldest first: dicts keep insertion order.
+        _local.pop(next(iter(_local), name), None)
+    _local[name] = entry
+
+
+def _lifetime(batch: Iterable[ImageData]) -> int:
+    timeout = conf.cache_timeout()
+    statuses = {data.status for data in batch}
+    lifetime = _ready_timeout(timeout) if Status.READY in statuses else timeout
+    if Status.PENDING in statuses:
+        lifetime = min(lifetime, PENDING_TIMEOUT)
+    return lifetime
+
+
+@lru_cache(maxsize=1024)
+def _batch_name(keys: tuple[str, ...]) -> str:
     joined = "\n".join(sorted(keys)).encode()
     return _BATCH_PREFIX + hashlib.blake2b(joined, digest_size=16).hexdigest()
 
@@ -167,42 +344,8 @@ def _quietly(call: Callable[..., Any], *args: Any) -> Any:
         return None
 
 
-def _refill(
-    cache: BaseCache,
-    batch_name: str,
-    tokens: dict[str, int | None],
-    trusted: dict[str, ImageData],
-    stale: list[str],
-) -> dict[str, ImageData]:
-    """Read the ``stale`` keys from the database and store the whole batch again.
-
-    A key without a token gets one *before* the read, so that every row is
-    stored with a token that existed before the row was read.
-    """
-    timeout = conf.cache_timeout()
-    ready_timeout = _ready_timeout(timeout)
-    if ready_timeout < timeout:
-        # Signed URLs: a trusted row stored again with a new lifetime would keep
-        # its URL past the half-life that _ready_timeout allows, so all are read.
-        trusted, stale = {}, list(tokens)
-    new = {key: secrets.randbits(63) for key in stale if tokens[key] is None}
-    names = {_TOKEN_PREFIX + key: token for key, token in new.items()}
-    cacheable = not new or _quietly(cache.set_many, names, timeout) is not None
-    read = _read(stale)
-    if cacheable:
-        tokens = {**tokens, **new}
-        batch = {**trusted, **read}
-        statuses = {data.status for data in batch.values()}
-        lifetime = ready_timeout if Status.READY in statuses else timeout
-        if Status.PENDING in statuses:
-            lifetime = min(lifetime, PENDING_TIMEOUT)
-        rows = tuple((tokens[key], *data) for key, data in batch.items())
-        _quietly(cache.set, batch_name, rows, lifetime)
-    return read
-
-
 def _read(keys: list[str]) -> dict[str, ImageData]:
-    """One query for all ``keys``; the image URLs are computed here, not at render time."""
+    """One query for all ``keys``; every URL is computed here, not at render time."""
     found = {key: ImageData(key, "", None, None, "", "", "", Status.UNKNOWN) for key in keys}
     for (
         key,
@@ -212,17 +355,63 @@ def _read(keys: list[str]) -> dict[str, ImageData]:
         width,
         height,
         color,
+        mime_type,
+        renditions,
         pending,
         latest_color,
         storage_alias,
     ) in ImageKey.objects.for_render(keys):
         if name:
-            url, status = storage_for(storage_alias).url(name), Status.READY
+            # Renditions live beside their original, in the storage it was saved to.
+            storage = storage_for(storage_alias)
+            url = storage.url(name)
+            srcset, sources = _srcsets(storage, renditions, FORMATS.get(mime_type), url, width)
+            found[key] = ImageData(
+                key, url, width, height, alt, color, ratio, Status.READY, srcset, sources
+            )
         else:
-            url, width, height, color = "", None, None, latest_color or ""
             status = Status.PENDING if pending else Status.EMPTY
-        found[key] = ImageData(key, url, width, height, alt, color, ratio, status)
+            found[key] = ImageData(key, "", None, None, alt, latest_color or "", ratio, status)
     return found
+
+
+def _srcsets(
+    storage: Any, renditions: Any, own_format: str | None, url: str, width: int
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The ``srcset`` in the image's own format and the ``<source>`` ones, from its renditions.
+
+    Entries that do not have the documented shape are skipped rather than
+    trusted: a page must render whatever a JSON column holds.
+    """
+    by_format: dict[str, dict[int, str]] = {}
+    for rendition in renditions if isinstance(renditions, list) else ():
+        if not isinstance(rendition, dict):
+            continue
+        kind, size, name = rendition.get("format"), rendition.get("width"), rendition.get("name")
+        if (
+            kind in _MIME_TYPES
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size > 0
+            and isinstance(name, str)
+            and name
+        ):
+            by_format.setdefault(kind, {})[size] = storage.url(name)
+    if not by_format:
+        return "", ()
+    own = by_format.get(own_format or "", {})
+    own.setdefault(width, url)
+    sources = tuple(
+        (_MIME_TYPES[kind], _srcset(by_format[kind]))
+        for kind in SOURCE_FORMATS
+        if kind in by_format and kind != own_format
+    )
+    return _srcset(own), sources
+
+
+def _srcset(urls: dict[int, str]) -> str:
+    # A comma ends a candidate in srcset, so one inside a URL is escaped.
+    return ", ".join(f"{urls[width].replace(',', '%2C')} {width}w" for width in sorted(urls))
 
 
 def _ready_timeout(timeout: int) -> int:
@@ -239,15 +428,21 @@ def _ready_timeout(timeout: int) -> int:
 
 
 def invalidate(*keys: str) -> None:
-    """Make every process that shares the cache read ``keys`` from the database on next use.
+    """Make every process read what the pages show from the database on next use.
 
     The signal receivers call this after each commit that may change what a
     key shows. Call it yourself after changing rows with ``QuerySet.update()``
-    or ``bulk_create()``, which send no signals.
+    or ``bulk_create()``, which send no signals. ``keys`` name what changed;
+    every cached batch is refreshed, since one generation covers them all.
     """
-    tokens = {_TOKEN_PREFIX + key: secrets.randbits(63) for key in keys if _is_valid(key)}
-    if tokens:
-        caches[conf.cache_alias()].set_many(tokens, conf.cache_timeout())
+    if not any(_is_valid(key) for key in keys):
+        return
+    try:
+        caches[conf.cache_alias()].set_many({_GENERATION: secrets.randbits(63)}, None)
+    finally:
+        value = secrets.randbits(63)
+        if not ChangeToken.objects.filter(pk=1).update(value=value):
+            ChangeToken.objects.get_or_create(pk=1, defaults={"value": value})
 
 
 def connect_signals() -> None:
@@ -317,14 +512,24 @@ class RenderMemo:
     """The images one render has resolved, so that each key costs one lookup per page.
 
     Template tags keep one in the render context and pass, with the first key
-    they need, every other key their template names, so a template costs one
-    cache round trip however many images it shows.
+    they need, every other key the page will need, so a page costs one cache
+    round trip however many images it shows. With a per-process cache it also
+    reads the :class:`ChangeToken` once for the whole render.
     """
 
-    __slots__ = ("_found",)
+    __slots__ = ("_found", "_token", "planned", "replayed")
 
     def __init__(self) -> None:
         self._found: dict[str, ImageData] = {}
+        self._token = _Token()
+        #: For the template tags: the templates whose keys this render has planned.
+        self.planned: dict[Any, Any] = {}
+        #: For the template tags: the loops whose keys this render has gathered.
+        self.replayed: set[Any] = set()
+
+    def known(self, key: str) -> ImageData | None:
+        """The data of ``key`` if this render has resolved it, else ``None``."""
+        return self._found.get(key)
 
     def get(self, key: Any, batch: Iterable[str] = ()) -> ImageData:
         """Return the data of ``key``; if it is new, resolve it together with ``batch``.
@@ -338,7 +543,13 @@ class RenderMemo:
             key = str(key)
         data = self._found.get(key)
         if data is None:
-            found = self._found
-            found.update(resolve_many([key, *(k for k in batch if k not in found)]))
-            data = found[key]
+            self.fetch([key, *batch])
+            data = self._found[key]
         return data
+
+    def fetch(self, keys: Iterable[str]) -> None:
+        """Resolve, in one batch, those of ``keys`` that this render has not resolved yet."""
+        found = self._found
+        new = [key for key in keys if key not in found]
+        if new:
+            found.update(_resolve(new, self._token))

@@ -17,6 +17,16 @@ def _no_key_in_environment(monkeypatch):
     monkeypatch.delenv("NEURALDRAFT_API_KEY", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _shared_cache(settings):
+    """A cache every process shares, so that W018 speaks only in the tests about it."""
+    settings.CACHES = SHARED_CACHES
+
+
+#: A cache every process shares; never connected to by the checks.
+SHARED_CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
+
+
 def run_all():
     return [message for check in checks.ALL_CHECKS for message in check()]
 
@@ -378,6 +388,34 @@ def test_every_setting_has_a_rule_and_a_check():
     }
     assert set(conf.RULES) == set(conf.DEFAULTS) == checked
     assert all(conf.is_valid(name, default) for name, default in conf.DEFAULTS.items())
+
+
+class TestSharedCacheCheck:
+    @pytest.mark.parametrize("backend", ["locmem.LocMemCache", "dummy.DummyCache"])
+    def test_w012_a_per_process_cache(self, backend):
+        caches = {"default": {"BACKEND": f"django.core.cache.backends.{backend}"}}
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY}, CACHES=caches):
+            assert checks.check_cache_is_shared() == [
+                Warning(
+                    "NEURALDRAFT['CACHE_ALIAS'] = 'default' is a per-process cache "
+                    f"({backend.partition('.')[2]}): every page that shows images makes one "
+                    "small database query, so that an image bound by another process (the "
+                    "worker) shows at once.",
+                    hint="Use a cache that every process shares (Redis, Memcached) for no "
+                    "query per render, or set NEURALDRAFT['SHARED_CACHE'] = False to accept "
+                    "the query. See docs/templatetags.rst.",
+                    id="neuraldraft.W018",
+                )
+            ]
+
+    @pytest.mark.parametrize("shared", [True, False])
+    def test_an_explicit_choice_is_respected(self, shared):
+        with override_settings(NEURALDRAFT={"API_KEY": TEST_KEY, "SHARED_CACHE": shared}):
+            assert checks.check_cache_is_shared() == []
+
+    @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY})
+    def test_a_shared_cache_passes(self):
+        assert checks.check_cache_is_shared() == []
 
 
 class TestFlagCheck:

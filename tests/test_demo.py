@@ -81,7 +81,7 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
         )
         assert demo.poll() is None, f"The demo exited with {demo.returncode}.\n{output()}"
         site = site.group(1)
-        assert "Rendered the home page with 4 images from local storage." in out_path.read_text()
+        assert "Rendered the home page with 5 images from local storage." in out_path.read_text()
         assert "the admin login is admin / admin" in out_path.read_text()
         with closing(sqlite3.connect(var / "db.sqlite3")) as database:
             (without,) = database.execute(
@@ -92,8 +92,8 @@ def test_demo_serves_images_over_http_and_stops_cleanly_on_ctrl_c(tmp_path):
         page = requests.get(site, timeout=30)
         assert page.status_code == 200
         images = re.findall(r'<img [^>]*src="(/media/neuraldraft/[^"]+\.jpg)"', page.text)
-        assert len(images) == 4, page.text
-        assert "background-image: url('/media/neuraldraft/banner.retreat/" in page.text
+        assert len(images) == 5, page.text
+        assert '<img src="/media/neuraldraft/banner.retreat/' in page.text
         assert '<a href="/admin/neuraldraft/imagekey/">' in page.text
         image = requests.get(site.rstrip("/") + images[0], timeout=30)
         assert image.status_code == 200

@@ -10,9 +10,15 @@ from jinja2 import DictLoader, Environment, TemplateSyntaxError
 from django_neuraldraft.jinja2 import NeuralDraftExtension
 from tests.helpers import create_image_key
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache", "shared_cache")]
 
 EXTENSION = "django_neuraldraft.jinja2.NeuralDraftExtension"
+
+
+@pytest.fixture
+def shared_cache(settings):
+    """Count queries as a site with a shared cache has them (see tests/test_resolver.py)."""
+    settings.NEURALDRAFT = {"API_KEY": "ndsk_test_" + "T" * 32, "SHARED_CACHE": True}
 
 
 @pytest.fixture
@@ -67,6 +73,29 @@ class TestFunctions:
         assert html.startswith('<img src="data:image/svg+xml,')
         assert html.endswith('" width="1024" height="576" alt="">')
 
+    def test_the_same_picture_as_the_django_tag(self, jinja):
+        from tests.test_templatetags import with_renditions
+
+        with_renditions("hero.background")
+        django = Template(
+            '{% load neuraldraft %}{% neuraldraft_picture "hero.background" sizes="50vw" '
+            'class="hero" %}'
+        ).render(Context())
+
+        html = jinja('{{ neuraldraft_picture("hero.background", sizes="50vw", class="hero") }}')
+
+        assert html == django
+        assert html.startswith('<picture><source type="image/avif" srcset="')
+
+    def test_sizes_gives_the_image_a_srcset(self, jinja):
+        from tests.test_templatetags import JPEG_SRCSET, with_renditions
+
+        with_renditions("hero.background")
+
+        html = jinja('{{ neuraldraft_image("hero.background", sizes="100vw") }}')
+
+        assert f'srcset="{JPEG_SRCSET}" sizes="100vw"' in html
+
     def test_src_cannot_be_set(self, hero, jinja):
         with pytest.raises(ValueError, match="sets src itself"):
             jinja('{{ neuraldraft_image("hero.background", src="x.png") }}')
@@ -89,6 +118,65 @@ class TestBatching:
 
         assert cold == warm
         assert cold.count("/media/grid/") == 24
+
+    def test_keys_from_a_loop_cost_one_query_cold_and_none_warm(
+        self, hero, jinja, django_assert_num_queries
+    ):
+        for n in range(10):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        cards = [{"key": f"grid.{n}"} for n in range(10)]
+        source = (
+            '{{ neuraldraft_image("hero.background") }}'
+            '{% for card in cards %}{{ neuraldraft_url(card["key"]) }} {% endfor %}'
+            '{% for n in numbers if n > 4 %}{{ neuraldraft_image("grid." ~ n, alt=n) }}'
+            "{% endfor %}"
+        )
+
+        with django_assert_num_queries(2):
+            cold = jinja(source, cards=cards, numbers=range(10))
+        with django_assert_num_queries(0):
+            warm = jinja(source, cards=cards, numbers=range(10))
+
+        assert cold == warm
+        assert cold.count("/media/grid/") == 15
+
+    def test_a_sequence_that_calls_a_function_is_not_evaluated_again(self, jinja):
+        calls = []
+
+        def cards():
+            calls.append(1)
+            return [{"key": f"grid.{n}"} for n in range(3)]
+
+        jinja(
+            '{% for card in cards() %}{{ neuraldraft_url(card["key"]) }}{% endfor %}',
+            cards=cards,
+        )
+
+        assert len(calls) == 1
+
+    def test_a_generator_is_never_iterated_twice(self, jinja, django_assert_num_queries):
+        for n in range(3):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        source = "{% for key in keys %}{{ neuraldraft_url(key) }} {% endfor %}"
+
+        with django_assert_num_queries(3):
+            html = jinja(source, keys=(f"grid.{n}" for n in range(3)))
+
+        assert html.count("/media/grid/") == 3
+
+    def test_nested_loops_cost_one_query_per_inner_loop(self, jinja, django_assert_num_queries):
+        for n in range(4):
+            create_image_key(f"grid.{n}", file=f"grid/{n}.png")
+        rows = [[f"grid.{n}" for n in range(2)], [f"grid.{n}" for n in range(2, 4)]]
+        source = (
+            "{% for row in rows %}{% for key in row %}"
+            "{{ neuraldraft_picture(key, sizes='50vw') }}{% endfor %}{% endfor %}"
+        )
+
+        with django_assert_num_queries(2):
+            html = jinja(source, rows=rows)
+
+        assert html.count("/media/grid/") == 4
 
     @pytest.mark.parametrize(
         ("block", "queries"),

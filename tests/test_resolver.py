@@ -1,4 +1,9 @@
-"""The resolver: what a key shows, one query per batch, and invalidation that no race outlives."""
+"""The resolver: what a key shows, one query per batch, and invalidation that no race outlives.
+
+Most tests run with ``SHARED_CACHE`` on (the suite's LocMemCache stands for a
+cache every process shares); ``TestPerProcessCache`` runs with it as Django
+sees it by default, per process.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,20 @@ from django.core.files.storage import InMemoryStorage
 from django.test import override_settings
 
 from django_neuraldraft import resolver, services
-from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.models import ChangeToken, ImageKey, Job
 from django_neuraldraft.resolver import ImageData, RenderMemo, Status
 from tests.helpers import add_version, create_image_key
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache", "shared_cache")]
 
 API_KEY = "ndsk_test_" + "T" * 32
 BATCH = "neuraldraft:batch:"
+SHARED = {"API_KEY": API_KEY, "SHARED_CACHE": True}
+
+
+@pytest.fixture
+def shared_cache(settings):
+    settings.NEURALDRAFT = SHARED
 
 
 class RecordingCache(LocMemCache):
@@ -137,7 +148,7 @@ class TestResolve:
     def test_an_invalid_key_asks_neither_the_cache_nor_the_database(
         self, key, django_assert_num_queries
     ):
-        with override_settings(NEURALDRAFT={"API_KEY": API_KEY, "CACHE_ALIAS": "absent"}):
+        with override_settings(NEURALDRAFT={**SHARED, "CACHE_ALIAS": "absent"}):
             with django_assert_num_queries(0):
                 data = resolver.resolve(key)
 
@@ -157,20 +168,33 @@ class TestResolve:
         assert sum(data.ready for data in warm.values()) == 40
         assert {warm[key].status for key in keys[40:]} == {Status.UNKNOWN}
 
-    def test_a_batch_rereads_only_the_keys_that_changed(self, django_assert_num_queries):
+    def test_a_change_rereads_the_batch_in_one_query(self, django_assert_num_queries):
         keys = ["row.alpha", "row.beta", "row.gamma"]
         for key in keys:
             create_image_key(key, file=f"{key}.png")
         resolver.resolve_many(keys)
         resolver.invalidate("row.beta")
 
-        with django_assert_num_queries(1) as queries:
+        with django_assert_num_queries(1):
             assert all(data.ready for data in resolver.resolve_many(keys).values())
         with django_assert_num_queries(0):
             resolver.resolve_many(reversed(keys))
 
-        assert "'row.beta'" in queries.captured_queries[0]["sql"]
-        assert "'row.alpha'" not in queries.captured_queries[0]["sql"]
+    def test_a_warm_batch_reads_two_cache_entries_and_then_one(self, hero):
+        cache = caches["default"]
+        reads = []
+        original = cache.get_many
+        resolver.resolve_many(["hero.background", "nothing.here"])
+        resolver._local.clear()
+
+        cache.get_many = lambda names, version=None: reads.append(names) or original(names)
+        try:
+            resolver.resolve_many(["hero.background", "nothing.here"])
+            resolver.resolve_many(["nothing.here", "hero.background"])
+        finally:
+            del cache.get_many
+
+        assert [len(names) for names in reads] == [2, 1]
 
     @override_settings(
         STORAGES={
@@ -189,11 +213,11 @@ class TestResolve:
 
 class TestCacheEntries:
     @override_settings(CACHES={"default": {"BACKEND": "tests.test_resolver.RecordingCache"}})
-    def test_entries_live_for_cache_timeout(self, hero):
+    def test_entries_live_for_cache_timeout_and_the_generation_for_ever(self, hero):
         resolver.resolve("hero.background")
 
         recorded = caches["default"]
-        assert recorded.timeouts["neuraldraft:token:hero.background"] == 86400
+        assert recorded.timeouts["neuraldraft:generation"] is None
         assert recorded.batch_timeout() == 86400
         assert len(recorded.timeouts) == 2
 
@@ -209,25 +233,17 @@ class TestCacheEntries:
 
         assert caches["default"].batch_timeout() == 300
 
-    @override_settings(
-        STORAGES={
-            "default": {"BACKEND": "tests.test_resolver.SignedUrlStorage"},
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        }
-    )
-    def test_with_signed_urls_a_batch_is_read_whole_so_no_url_is_stored_twice(
-        self, django_assert_num_queries
+    def test_the_copy_a_process_keeps_expires_with_its_entry(
+        self, hero, monkeypatch, django_assert_num_queries
     ):
-        keys = ["row.alpha", "row.beta"]
-        for key in keys:
-            create_image_key(key, file=f"{key}.png")
-        resolver.resolve_many(keys)
-        resolver.invalidate("row.beta")
+        resolver._local.clear()
+        resolver.resolve("hero.background")
+        assert len(resolver._local) == 1
+        later = resolver.time.time() + 86401
+        monkeypatch.setattr(resolver.time, "time", lambda: later)
 
-        with django_assert_num_queries(1) as queries:
-            resolver.resolve_many(keys)
-
-        assert "'row.alpha'" in queries.captured_queries[0]["sql"]
+        with django_assert_num_queries(1):
+            assert resolver.resolve("hero.background").ready
 
     @override_settings(CACHES={"default": {"BACKEND": "tests.test_resolver.RecordingCache"}})
     def test_a_pending_answer_is_trusted_briefly_because_a_cancel_sends_no_signal(self):
@@ -250,6 +266,14 @@ class TestCacheEntries:
 
 
 class TestInvalidation:
+    def test_every_change_replaces_the_database_token_too(self, hero, commit):
+        before = ChangeToken.objects.get().value
+
+        with commit():
+            services.rollback(hero, add_version(hero, "second.png"))
+
+        assert ChangeToken.objects.get().value != before
+
     def test_binding_a_new_image(self, hero, commit):
         assert url_of("hero.background").endswith("/first.png")
         second = add_version(hero, "neuraldraft/hero.background/second.png")
@@ -376,8 +400,8 @@ class TestInvalidation:
         }
     )
     def test_across_two_cache_clients(self, hero, commit):
-        web = {"API_KEY": API_KEY, "CACHE_ALIAS": "web"}
-        worker = {"API_KEY": API_KEY, "CACHE_ALIAS": "worker"}
+        web = {**SHARED, "CACHE_ALIAS": "web"}
+        worker = {**SHARED, "CACHE_ALIAS": "worker"}
         second = add_version(hero, "neuraldraft/hero.background/second.png")
         with override_settings(NEURALDRAFT=web):
             assert url_of("hero.background").endswith("/first.png")
@@ -416,3 +440,77 @@ class TestRenderMemo:
         assert memo.get(data) is data
         assert memo.get(None).status == Status.INVALID
         assert memo.get(None).key == "None"
+
+
+class TestPerProcessCache:
+    """LocMemCache as Django's default: the ChangeToken row tells what another process did."""
+
+    @pytest.fixture(autouse=True)
+    def per_process(self, settings, shared_cache):
+        settings.NEURALDRAFT = {"API_KEY": API_KEY}
+
+    def test_warm_costs_the_token_query_and_cold_the_rows_too(
+        self, hero, django_assert_num_queries
+    ):
+        assert not resolver.cache_is_shared()
+        with django_assert_num_queries(2):
+            cold = resolver.resolve("hero.background")
+        with django_assert_num_queries(1) as queries:
+            warm = resolver.resolve("hero.background")
+
+        assert cold == warm
+        assert "neuraldraft_changetoken" in queries.captured_queries[0]["sql"]
+
+    def test_a_render_reads_the_token_once(self, hero, django_assert_num_queries):
+        create_image_key("hero.side", file="side.png")
+        memo = RenderMemo()
+        memo.get("hero.background")
+
+        with django_assert_num_queries(0):
+            memo.get("hero.background")
+        with django_assert_num_queries(1):
+            memo.get("hero.side")
+
+    @override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "worker": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": "w",
+            },
+        }
+    )
+    def test_a_bind_through_another_cache_is_seen_at_once(self, hero, commit):
+        assert url_of("hero.background").endswith("/first.png")
+        second = add_version(hero, "neuraldraft/hero.background/second.png")
+
+        with override_settings(NEURALDRAFT={"API_KEY": API_KEY, "CACHE_ALIAS": "worker"}):
+            with commit():
+                services.rollback(hero, second)
+
+        assert url_of("hero.background").endswith("/second.png")
+        caches["worker"].clear()
+
+    def test_without_the_token_row_nothing_is_cached(self, hero, django_assert_num_queries):
+        ChangeToken.objects.all().delete()
+
+        for _ in range(2):
+            with django_assert_num_queries(2):
+                assert resolver.resolve("hero.background").ready
+
+    @override_settings(
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    )
+    def test_a_dummy_cache_costs_one_query_and_no_token(self, hero, django_assert_num_queries):
+        for _ in range(2):
+            with django_assert_num_queries(1):
+                assert resolver.resolve("hero.background").ready
+
+
+def test_a_foreign_value_under_a_batch_name_is_a_miss(hero, django_assert_num_queries):
+    resolver.resolve("hero.background")
+    resolver._local.clear()
+    caches["default"].set(resolver._batch_name(("hero.background",)), "not a batch")
+
+    with django_assert_num_queries(1):
+        assert resolver.resolve("hero.background").ready

@@ -6,17 +6,27 @@ import re
 from urllib.parse import unquote
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.template import Context, Template, TemplateSyntaxError
 from django.template.loader import render_to_string
 from django.test import override_settings
 
 from django_neuraldraft import resolver
-from django_neuraldraft.models import Job
+from django_neuraldraft.models import ImageKey, Job
 from tests.helpers import add_version, create_image_key
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cold_cache", "shared_cache")]
 
 API_KEY = "ndsk_test_" + "T" * 32
+
+
+@pytest.fixture
+def shared_cache(settings):
+    """Count queries as a site with a shared cache has them (see tests/test_resolver.py)."""
+    settings.NEURALDRAFT = {"API_KEY": API_KEY, "SHARED_CACHE": True}
+
+
 HERO = (
     '<img src="/media/neuraldraft/hero.background/first.png" width="1600" height="900" '
     'alt="Dunes at dawn"'
@@ -306,16 +316,116 @@ class TestQueries:
 
         assert html.endswith("/media/side.png")
 
-    def test_a_loop_variable_costs_a_lookup_per_new_key_and_none_warm(
+    def test_keys_from_a_loop_cost_what_literal_keys_cost(self, hero, django_assert_num_queries):
+        cards = [{"key": f"grid.{n}"} for n in range(30)]
+        for card in cards[:20]:
+            create_image_key(card["key"], file=f"{card['key']}.png")
+        source = (
+            '{% neuraldraft_image "hero.background" %}'
+            "{% for card in cards %}{% neuraldraft_url card.key %} {% endfor %}"
+        )
+
+        with django_assert_num_queries(1):
+            cold = render(source, cards=cards)
+        with django_assert_num_queries(0):
+            warm = render(source, cards=cards)
+
+        assert cold == warm
+        assert cold.count("/media/grid.") == 20
+
+    def test_the_first_tag_inside_a_loop_fetches_the_whole_loop(self, django_assert_num_queries):
+        for n in range(5):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+        source = "{% for key in keys %}{% neuraldraft_url key %} {% endfor %}"
+
+        with django_assert_num_queries(1):
+            html = render(source, keys=[f"grid.{n}" for n in range(5)])
+
+        assert html.count("/media/grid.") == 5
+
+    def test_nested_loops_a_with_and_unpacking(self, django_assert_num_queries):
+        for n in range(6):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+        sections = [
+            {"rows": [("a", f"grid.{n}") for n in range(3)]},
+            {"rows": [("b", f"grid.{n}") for n in range(3, 6)]},
+        ]
+        source = (
+            "{% with prefix='grid.' %}{% for section in sections %}"
+            "{% for label, key in section.rows %}{% neuraldraft_url key %} {% endfor %}"
+            "{% endfor %}{% endwith %}"
+        )
+
+        with django_assert_num_queries(1):
+            html = render(source, sections=sections)
+
+        assert html.count("/media/grid.") == 6
+
+    def test_a_loop_over_a_name_set_during_the_render_costs_one_batch(
         self, hero, django_assert_num_queries
     ):
-        keys = ["hero.background", "a.one", "a.two", "a.one"]
-        source = "{% for key in keys %}{% neuraldraft_url key %}{% endfor %}"
+        for n in range(4):
+            create_image_key(
+                f"grid.{n}", file=f"grid.{n}.png", alt_text="even" if n % 2 else "odd"
+            )
+        cards = [{"key": f"grid.{n}", "kind": n % 2} for n in range(4)]
+        source = (
+            '{% neuraldraft_image "hero.background" %}'
+            "{% regroup cards by kind as kinds %}{% for kind in kinds %}"
+            "{% for card in kind.list %}{% neuraldraft_url card.key %} {% endfor %}{% endfor %}"
+        )
+
+        with django_assert_num_queries(2):
+            html = render(source, cards=cards)
+
+        assert html.count("/media/grid.") == 4
+
+    def test_a_generator_is_never_iterated_twice(self, django_assert_num_queries):
+        for n in range(3):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+        source = "{% for key in keys %}{% neuraldraft_url key %} {% endfor %}"
 
         with django_assert_num_queries(3):
-            render(source, keys=keys)
+            html = render(source, keys=(f"grid.{n}" for n in range(3)))
+
+        assert html.count("/media/grid.") == 3
+
+    def test_a_queryset_the_loop_evaluates_anyway_is_evaluated_once(
+        self, django_assert_num_queries
+    ):
+        for n in range(3):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+        source = "{% for image_key in keys %}{% neuraldraft_url image_key.key %} {% endfor %}"
+
+        with django_assert_num_queries(2):
+            html = render(source, keys=ImageKey.objects.order_by("key"))
+        with django_assert_num_queries(1):
+            render(source, keys=ImageKey.objects.order_by("key"))
+
+        assert html.count("/media/grid.") == 3
+
+    def test_a_queryset_behind_an_if_is_left_for_the_template_to_evaluate(
+        self, hero, django_assert_num_queries
+    ):
+        source = (
+            '{% neuraldraft_image "hero.background" %}{% if show %}'
+            "{% for image_key in keys %}{% neuraldraft_url image_key.key %}{% endfor %}{% endif %}"
+        )
+
+        with django_assert_num_queries(1):
+            render(source, show=False, keys=ImageKey.objects.all())
+
+    def test_a_view_hands_over_what_it_resolved(self, hero, django_assert_num_queries):
+        images = resolver.resolve_many(["hero.background"])
+        cards = [{"image": images["hero.background"]}] * 3
+
         with django_assert_num_queries(0):
-            render(source, keys=keys)
+            html = render(
+                "{% for card in cards %}{% neuraldraft_picture card.image %}{% endfor %}",
+                cards=cards,
+            )
+
+        assert html.count("<picture>") == 3
 
     @override_settings(
         TEMPLATES=[
@@ -325,16 +435,240 @@ class TestQueries:
             }
         ]
     )
-    def test_a_page_of_several_templates_costs_one_query_per_template(
-        self, django_assert_num_queries
-    ):
+    def test_a_page_of_several_templates_costs_one_query(self, django_assert_num_queries):
         for key in ("site.logo", "page.hero", "card"):
             create_image_key(key, file=f"{key}.png")
 
-        with django_assert_num_queries(3):
+        with django_assert_num_queries(1):
             cold = render_to_string("page.html")
         with django_assert_num_queries(0):
             warm = render_to_string("page.html")
 
         assert cold == warm
         assert warm.count("/media/card.png") == 3
+
+    @override_settings(
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {
+                    "loaders": [
+                        (
+                            "django.template.loaders.locmem.Loader",
+                            {
+                                "list.html": "{% for card in cards %}"
+                                '{% include "card.html" with key=card.key %}{% endfor %}',
+                                "card.html": "{% load neuraldraft %}{% neuraldraft_url key %} ",
+                            },
+                        )
+                    ]
+                },
+            }
+        ]
+    )
+    def test_an_include_in_a_loop_costs_one_query(self, django_assert_num_queries):
+        for n in range(4):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+
+        with django_assert_num_queries(1):
+            html = render_to_string(
+                "list.html", {"cards": [{"key": f"grid.{n}"} for n in range(4)]}
+            )
+
+        assert html.count("/media/grid.") == 4
+
+
+@override_settings(
+    TEMPLATES=[
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {
+                            "page.html": "{% load neuraldraft %}{% neuraldraft_url 'page.hero' %} "
+                            "{% include partial %}",
+                            "partial.html": "{% load neuraldraft %}"
+                            "{% for key in keys %}{% neuraldraft_url key %} {% endfor %}",
+                        },
+                    )
+                ]
+            },
+        }
+    ]
+)
+def test_a_template_included_by_a_variable_costs_one_batch_of_its_own(
+    django_assert_num_queries,
+):
+    for key in ("page.hero", "grid.0", "grid.1", "grid.2"):
+        create_image_key(key, file=f"{key}.png")
+    context = {"partial": "partial.html", "keys": ["grid.0", "grid.1", "grid.2"]}
+
+    with django_assert_num_queries(2):
+        html = render_to_string("page.html", context)
+    with django_assert_num_queries(0):
+        render_to_string("page.html", context)
+
+    assert html.count("/media/") == 4
+
+
+def with_renditions(key: str, formats=("avif", "webp", "jpeg"), widths=(640, 1280)):
+    """A key whose 1600x900 JPEG has renditions, their files saved to the test storage."""
+    image_key = create_image_key(key, file=f"neuraldraft/{key}/full.jpg", alt_text="Dunes")
+    version = image_key.current
+    version.mime_type = "image/jpeg"
+    version.renditions = []
+    for kind in formats:
+        for width in widths:
+            name = f"neuraldraft/{key}/{width}w.{kind}"
+            default_storage.delete(name)
+            default_storage.save(name, ContentFile(b"x" * width))
+            version.renditions.append(
+                {
+                    "width": width,
+                    "height": width * 9 // 16,
+                    "format": kind,
+                    "name": name,
+                    "bytes": width,
+                }
+            )
+    version.save()
+    return image_key
+
+
+FULL = "/media/neuraldraft/hero.background/full.jpg"
+JPEG_SRCSET = (
+    "/media/neuraldraft/hero.background/640w.jpeg 640w, "
+    "/media/neuraldraft/hero.background/1280w.jpeg 1280w, "
+    f"{FULL} 1600w"
+)
+
+
+class TestSrcset:
+    def test_sizes_adds_the_srcset_of_the_images_own_format(self):
+        with_renditions("hero.background")
+
+        html = render('{% neuraldraft_image "hero.background" sizes="100vw" loading="lazy" %}')
+
+        assert html == (
+            f'<img src="{FULL}" srcset="{JPEG_SRCSET}" sizes="100vw" width="1600" height="900" '
+            'alt="Dunes" loading="lazy">'
+        )
+
+    def test_without_sizes_nothing_changes(self):
+        with_renditions("hero.background")
+
+        assert render('{% neuraldraft_image "hero.background" %}') == (
+            f'<img src="{FULL}" width="1600" height="900" alt="Dunes">'
+        )
+
+    def test_default_sizes(self, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DEFAULT_SIZES": "50vw"}
+        with_renditions("hero.background")
+
+        html = render('{% neuraldraft_image "hero.background" %}')
+
+        assert f'srcset="{JPEG_SRCSET}" sizes="50vw"' in html
+
+    def test_an_image_without_renditions_has_no_srcset(self, hero):
+        assert render('{% neuraldraft_image "hero.background" sizes="100vw" %}') == f"{HERO}>"
+
+    def test_malformed_renditions_are_skipped(self):
+        image_key = with_renditions("hero.background", formats=("jpeg",), widths=(640,))
+        version = image_key.current
+        version.renditions += [
+            {"width": "wide", "format": "jpeg", "name": "x.jpeg"},
+            {"width": 320, "format": "bmp", "name": "x.bmp"},
+            {"width": 320, "format": "jpeg", "name": ""},
+            "not a dict",
+        ]
+        version.save()
+
+        html = render('{% neuraldraft_image "hero.background" sizes="100vw" %}')
+
+        assert f'srcset="/media/neuraldraft/hero.background/640w.jpeg 640w, {FULL} 1600w"' in html
+
+
+class TestPictureTag:
+    def test_a_source_per_modern_format_and_the_img_fallback(self):
+        with_renditions("hero.background")
+
+        html = render(
+            '{% neuraldraft_picture "hero.background" sizes="(min-width: 1024px) 50vw, 100vw" '
+            'alt="The studio" loading="lazy" class="hero" %}'
+        )
+
+        sizes = 'sizes="(min-width: 1024px) 50vw, 100vw"'
+        path = "/media/neuraldraft/hero.background"
+        assert html == (
+            "<picture>"
+            f'<source type="image/avif" srcset="{path}/640w.avif 640w, {path}/1280w.avif 1280w" '
+            f"{sizes}>"
+            f'<source type="image/webp" srcset="{path}/640w.webp 640w, {path}/1280w.webp 1280w" '
+            f"{sizes}>"
+            f'<img src="{FULL}" srcset="{JPEG_SRCSET}" {sizes} width="1600" height="900" '
+            'alt="The studio" loading="lazy" class="hero">'
+            "</picture>"
+        )
+
+    def test_a_source_only_for_the_formats_that_exist(self):
+        with_renditions("hero.background", formats=("webp", "jpeg"))
+
+        html = render('{% neuraldraft_picture "hero.background" %}')
+
+        assert 'type="image/avif"' not in html
+        assert html.count("<source ") == 1
+        assert "sizes=" not in html
+
+    def test_without_renditions_the_img_alone(self, hero):
+        assert render('{% neuraldraft_picture "hero.background" sizes="100vw" %}') == (
+            f"<picture>{HERO}></picture>"
+        )
+
+    def test_hostile_values_are_escaped(self, hero):
+        html = render(
+            '{% neuraldraft_picture "hero.background" sizes=sizes title=title %}',
+            sizes='100vw"><script>',
+            title='x" onerror="1',
+        )
+
+        assert "<script>" not in html
+        assert 'title="x&quot; onerror=&quot;1"' in html
+
+    def test_a_key_without_an_image_gives_the_placeholder(self):
+        html = render('{% neuraldraft_picture "nothing.here" alt="" %}')
+
+        assert html.startswith('<picture><img src="data:image/svg+xml,')
+        assert html.endswith('" width="1024" height="576" alt=""></picture>')
+
+    @override_settings(NEURALDRAFT={"API_KEY": API_KEY, "PLACEHOLDER": ""})
+    def test_an_empty_placeholder_renders_nothing(self):
+        assert render('[{% neuraldraft_picture "nothing.here" %}]') == "[]"
+
+    def test_fifty_pictures_cost_one_query_cold_and_none_warm(self, django_assert_num_queries):
+        for n in range(50):
+            with_renditions(f"grid.{n}", widths=(640,))
+        template = Template(
+            "{% load neuraldraft %}"
+            + "".join(f'{{% neuraldraft_picture "grid.{n}" sizes="33vw" %}}' for n in range(50))
+        )
+
+        with django_assert_num_queries(1):
+            cold = template.render(Context())
+        with django_assert_num_queries(0):
+            warm = template.render(Context())
+
+        assert cold == warm
+        assert cold.count('<source type="image/avif"') == 50
+
+    @pytest.mark.parametrize(
+        ("tag", "message"),
+        [
+            ("{% neuraldraft_picture %}", "neuraldraft_picture needs an image key"),
+            ('{% neuraldraft_picture "k" src="x.png" %}', "sets src itself"),
+        ],
+    )
+    def test_mistakes_are_reported_when_the_template_compiles(self, tag, message):
+        with pytest.raises(TemplateSyntaxError, match=re.escape(message)):
+            render(tag)

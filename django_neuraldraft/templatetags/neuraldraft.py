@@ -1,26 +1,40 @@
-"""The ``neuraldraft`` tag library: images by key, as ``<img>`` tags, URLs or data.
+"""The ``neuraldraft`` tag library: images by key, as ``<img>``, ``<picture>``, URLs or data.
 
-``{% load neuraldraft %}`` gives ``neuraldraft_image``, ``neuraldraft_url`` and
-``neuraldraft_image_data``. The first of them rendered in a template resolves
-every key the template names in one batch (one cache round trip, at most one
-query), and the page's other templates reuse what it found.
+``{% load neuraldraft %}`` gives ``neuraldraft_image``, ``neuraldraft_picture``,
+``neuraldraft_url`` and ``neuraldraft_image_data``. The first of them rendered in
+a page resolves, in one batch (one cache round trip, at most one query), every
+key the page will need: the literal keys of the page's templates (its parents
+and includes named by constant strings) and the keys that its variables and
+loops give (a :class:`Plan`).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from django import template
-from django.template.base import FilterExpression, Node, Parser, Token, Variable
+from django.template.base import FilterExpression, Node, NodeList, Parser, Token, Variable
 from django.template.context import Context
+from django.template.defaulttags import ForNode, WithNode
+from django.template.loader_tags import (
+    BlockNode,
+    ExtendsNode,
+    IncludeNode,
+    construct_relative_path,
+)
 from django.utils.html import conditional_escape
 
+from .. import conf
 from ..rendering import (
     COMPUTED_ATTRIBUTES,
     attribute_html,
     for_display,
     img_html,
+    picture_html,
+    replayable,
+    srcset_html,
     validate_attribute_name,
 )
 from ..resolver import ImageData, RenderMemo
@@ -32,36 +46,7 @@ register = template.Library()
 #: own IncludeNode keeps its template cache there too).
 _MEMO = "neuraldraft.memo"
 
-#: Where a template's TemplateKeys live while it is parsed (``Parser.extra_data``).
-_EXTRA_DATA = "neuraldraft"
-
 _NOT_CONSTANT = object()
-
-
-class TemplateKeys:
-    """The image keys one template names, gathered while it is parsed.
-
-    ``literals`` are fetched with the template's first image; ``expressions``
-    (keys given as variables) are tried against the context at that moment
-    and fetched too when they already resolve, e.g. ``page.hero_key``. A loop
-    variable does not resolve yet and is looked up when its tag renders.
-    """
-
-    def __init__(self) -> None:
-        self.literals: list[str] = []
-        self.expressions: list[FilterExpression] = []
-
-    def batch(self, context: Context) -> Iterator[str]:
-        yield from self.literals
-        for expression in self.expressions:
-            try:
-                value = expression.resolve(context, ignore_failures=True)
-            except Exception:
-                # Only a guess ahead of time, e.g. for a tag inside an {% if %}
-                # that guards this very error; the tag itself reports it if it runs.
-                continue
-            if isinstance(value, str):
-                yield value
 
 
 def _constant(expression: FilterExpression) -> Any:
@@ -75,35 +60,290 @@ def _constant(expression: FilterExpression) -> Any:
     return var if isinstance(var, str) else _NOT_CONSTANT
 
 
+class _Loop(NamedTuple):
+    """``{% for <names> in <sequence> %}`` around a key."""
+
+    names: list[str]
+    sequence: FilterExpression
+
+
+class _With(NamedTuple):
+    """``{% with %}`` or ``{% include ... with ... [only] %}`` around a key."""
+
+    values: dict[str, FilterExpression]
+    isolated: bool = False
+
+
+class _Planned(NamedTuple):
+    """A key given as a variable, with what surrounds it, outermost first."""
+
+    expression: FilterExpression
+    scopes: tuple[_Loop | _With, ...]
+    #: Behind an ``{% if %}`` or another tag that may not render it: then a
+    #: QuerySet that nothing has evaluated yet is left alone.
+    conditional: bool
+
+
+class Plan:
+    """Every key a template and the templates it names may need, found by walking its nodes.
+
+    Built once per template object (the cached loader keeps them), used at
+    each render: literal keys as they are, variable keys resolved in the
+    render's context, looping over each enclosing ``{% for %}`` sequence that
+    can be iterated twice at no cost (a list, a tuple, a QuerySet already
+    evaluated, or one the loop is certain to evaluate anyway).
+    """
+
+    def __init__(self, root: template.Template) -> None:
+        self.literals: list[str] = []
+        self.expressions: list[_Planned] = []
+        self.by_node: dict[ImageKeyNode, list[_Planned]] = {}
+        self.templates: set[Any] = set()
+        self._walk_template(root, (), False)
+
+    def keys(self, context: Context) -> list[str]:
+        keys = list(self.literals)
+        for planned in self.expressions:
+            keys.extend(_expand(planned.expression, planned.scopes, planned.conditional, context))
+        return keys
+
+    def _walk_template(self, found: Any, scopes: tuple, conditional: bool) -> None:
+        identity = template_identity(found)
+        if identity in self.templates:
+            return
+        self.templates.add(identity)
+        self._walk(found.nodelist, scopes, conditional, found.engine)
+
+    def _walk(self, nodelist: NodeList, scopes: tuple, conditional: bool, engine: Any) -> None:
+        for node in nodelist:
+            if isinstance(node, ImageKeyNode):
+                self._add(node, scopes, conditional)
+            elif isinstance(node, ForNode):
+                # django-stubs types these attributes more loosely than ForNode sets them.
+                found: Any = node
+                loop = _Loop(found.loopvars, found.sequence)
+                self._walk(found.nodelist_loop, (*scopes, loop), conditional, engine)
+                self._walk(found.nodelist_empty, scopes, True, engine)
+            elif isinstance(node, WithNode):
+                inner = (*scopes, _With(node.extra_context))
+                self._walk(node.nodelist, inner, conditional, engine)
+            elif isinstance(node, IncludeNode):
+                self._include(node, scopes, conditional, engine)
+            elif isinstance(node, ExtendsNode):
+                self._walk(node.nodelist, scopes, conditional, engine)
+                self._extend(node, scopes, engine)
+            elif isinstance(node, BlockNode):
+                self._walk(node.nodelist, scopes, conditional, engine)
+            else:
+                for attribute in node.child_nodelists:
+                    child = getattr(node, attribute, None)
+                    if child:
+                        self._walk(child, scopes, True, engine)
+
+    def _add(self, node: ImageKeyNode, scopes: tuple, conditional: bool) -> None:
+        if node.literal is not None:
+            self.literals.append(node.literal)
+        else:
+            planned = _Planned(node.key, scopes, conditional)
+            self.expressions.append(planned)
+            self.by_node.setdefault(node, []).append(planned)
+
+    def _include(self, node: IncludeNode, scopes: tuple, conditional: bool, engine: Any) -> None:
+        name = _constant(node.template)
+        if not isinstance(name, str):
+            return
+        name = construct_relative_path(str(node.origin.template_name), name)
+        included = _quietly(engine.get_template, name)
+        if included is not None:
+            scope = _With(node.extra_context, node.isolated_context)
+            self._walk_template(included, (*scopes, scope), conditional)
+
+    def _extend(self, node: ExtendsNode, scopes: tuple, engine: Any) -> None:
+        parent_name: Any = node.parent_name
+        name = _constant(parent_name)
+        if not isinstance(name, str):
+            return
+        parent = _quietly(engine.find_template, name, None, [node.origin])
+        if parent is not None:
+            # The child may override any of the parent's blocks.
+            self._walk_template(parent[0], scopes, True)
+
+
+def template_identity(found: Any) -> Any:
+    """What tells templates apart across loads: the file, or the object for a string template."""
+    origin = found.origin
+    return (origin.name, origin.template_name) if origin.loader is not None else id(found)
+
+
+_plans: weakref.WeakKeyDictionary[Any, Plan] = weakref.WeakKeyDictionary()
+
+
+def plan_of(found: Any) -> Plan:
+    plan = _plans.get(found)
+    if plan is None:
+        plan = _plans[found] = Plan(found)
+    return plan
+
+
+def _quietly(call: Any, *args: Any) -> Any:
+    """``call(*args)``, or ``None`` if it raises: a plan is a guess ahead of the render,
+    which reports any error itself when it gets there."""
+    try:
+        return call(*args)
+    except Exception:
+        return None
+
+
+def _resolve(expression: FilterExpression, context: Context) -> Any:
+    return _quietly(expression.resolve, context, True)
+
+
+def _is_name(expression: FilterExpression) -> str | None:
+    """The context variable that ``expression`` reads as it is (``cards``), else ``None``."""
+    var = expression.var
+    if expression.filters or not isinstance(var, Variable) or var.lookups is None:
+        return None
+    return var.lookups[0] if len(var.lookups) == 1 else None
+
+
+def _lookup_on(expression: FilterExpression, names: list[str]) -> Variable | None:
+    """The Variable of ``expression`` if it only looks something up on the loop's one name."""
+    var = expression.var
+    if expression.filters or len(names) != 1 or not isinstance(var, Variable):
+        return None
+    if var.lookups is None or var.translate or var.lookups[0] != names[0]:
+        return None
+    return var
+
+
+def _expand(
+    expression: FilterExpression,
+    scopes: tuple,
+    conditional: bool,
+    context: Context,
+    bound: frozenset[str] = frozenset(),
+) -> Iterator[str]:
+    """The keys ``expression`` gives in ``context`` inside ``scopes``."""
+    if not scopes:
+        value = _resolve(expression, context)
+        if isinstance(value, str):
+            yield value
+        return
+    scope, inner = scopes[0], scopes[1:]
+    if isinstance(scope, _With):
+        values = {name: _resolve(value, context) for name, value in scope.values.items()}
+        if scope.isolated:
+            yield from _expand(expression, inner, conditional, context.new(values), bound)
+        else:
+            with context.push(values):
+                yield from _expand(expression, inner, conditional, context, bound | set(values))
+        return
+    sequence = _resolve(scope.sequence, context)
+    # The loop evaluates a QuerySet from the context itself: doing it first costs nothing,
+    # unless the loop may not run at all, or its name is one a scope here has rebound.
+    name = _is_name(scope.sequence)
+    evaluate = not conditional and name is not None and name not in bound
+    if not replayable(sequence, evaluate=evaluate):
+        # Perhaps rendering is inside this loop already, with its names bound.
+        yield from _expand(expression, inner, conditional, context, bound)
+        return
+    names = scope.names
+    lookup = _lookup_on(expression, names) if not inner else None
+    if lookup is not None:
+        # The common case, {% for card in cards %}...card.key: no context stack per item.
+        for item in sequence:
+            value = _quietly(lookup.resolve, {names[0]: item})
+            if isinstance(value, str):
+                yield value
+        return
+    inner_bound = bound | set(names)
+    with context.push():
+        # As ForNode does: one dict on the stack, its values replaced for each item.
+        values = context.dicts[-1]
+        for item in sequence:
+            if len(names) == 1:
+                values[names[0]] = item
+            else:
+                try:
+                    values.update(zip(names, item, strict=True))
+                except (TypeError, ValueError):
+                    continue
+            yield from _expand(expression, inner, conditional, context, inner_bound)
+
+
+def _memo(context: Context) -> RenderMemo:
+    # Shared by every template of one render; django-stubs types its values as strings.
+    shared: dict[Any, Any] = context.render_context.dicts[0]
+    memo = shared.get(_MEMO)
+    if memo is None:
+        memo = shared[_MEMO] = RenderMemo()
+    return memo
+
+
 class ImageKeyNode(Node):
     """A tag that renders something of one image key."""
 
-    def __init__(self, key: FilterExpression, keys: TemplateKeys, asvar: str | None = None):
+    def __init__(self, key: FilterExpression, asvar: str | None = None):
         self.key = key
         self.asvar = asvar
         literal = _constant(key)
         self.literal = None if literal is _NOT_CONSTANT else str(literal)
-        if self.literal is None:
-            keys.expressions.append(key)
-        else:
-            keys.literals.append(self.literal)
-        self.keys = keys
 
     def image(self, context: Context) -> ImageData:
         key = self.literal if self.literal is not None else self.key.resolve(context)
-        # Shared by every template of one render; django-stubs types its values as strings.
-        shared: dict[Any, Any] = context.render_context.dicts[0]
-        memo = shared.get(_MEMO)
-        if memo is None:
-            memo = shared[_MEMO] = RenderMemo()
-        return memo.get(key, self.keys.batch(context))
+        if isinstance(key, ImageData):
+            return key
+        if not isinstance(key, str):
+            key = str(key)
+        memo = _memo(context)
+        data = memo.known(key)
+        if data is None:
+            memo.fetch([key, *self._batch(key, memo, context)])
+            data = memo.get(key)
+        return data
+
+    def _batch(self, key: str, memo: RenderMemo, context: Context) -> list[str]:
+        """What to resolve with ``key``, a key this render has not met yet.
+
+        First every key of the page, from the top template's plan; then, for
+        a template that plan could not reach (``{% include name %}`` with a
+        variable), every key of that template; then, for a loop whose sequence
+        was not known before it ran, every key of that loop.
+        """
+        for found in (context.template, context.render_context.template):
+            if found is None:
+                continue
+            identity = template_identity(found)
+            if identity not in memo.planned:
+                plan = plan_of(found)
+                memo.planned.update(dict.fromkeys(plan.templates, plan))
+                return plan.keys(context)
+        return self._loop_batch(memo, context)
+
+    def _loop_batch(self, memo: RenderMemo, context: Context) -> list[str]:
+        for plan in dict.fromkeys(memo.planned.values()):
+            for planned in plan.by_node.get(self, ()):
+                for depth, scope in enumerate(planned.scopes):
+                    if not isinstance(scope, _Loop):
+                        continue
+                    sequence = _resolve(scope.sequence, context)
+                    replay = (id(self), depth, id(sequence))
+                    if replay in memo.replayed or not replayable(sequence, evaluate=False):
+                        continue
+                    memo.replayed.add(replay)
+                    scopes = planned.scopes[depth:]
+                    return list(_expand(planned.expression, scopes, True, context))
+        return []
 
 
 class ImageNode(ImageKeyNode):
-    def __init__(
-        self, key: FilterExpression, keys: TemplateKeys, attrs: list[tuple[str, FilterExpression]]
-    ):
-        super().__init__(key, keys)
+    """``<img>``, with ``srcset`` when the image has renditions and ``sizes`` is known."""
+
+    def __init__(self, key: FilterExpression, attrs: list[tuple[str, FilterExpression]]):
+        super().__init__(key)
+        sizes = [value for name, value in attrs if name == "sizes"]
+        self.sizes = sizes[0] if sizes else None
+        attrs = [(name, value) for name, value in attrs if name != "sizes"]
         self.overridden = COMPUTED_ATTRIBUTES.intersection(name for name, _value in attrs)
         self.parts: list[str | tuple[str, FilterExpression]] = []
         for name, expression in attrs:
@@ -115,16 +355,36 @@ class ImageNode(ImageKeyNode):
         literals = [part for part in self.parts if isinstance(part, str)]
         self.attrs_html = "".join(literals) if len(literals) == len(self.parts) else None
 
+    def attributes(self, context: Context) -> str:
+        if self.attrs_html is not None:
+            return self.attrs_html
+        return "".join(
+            part if isinstance(part, str) else attribute_html(part[0], part[1].resolve(context))
+            for part in self.parts
+        )
+
+    def sizes_of(self, context: Context) -> Any:
+        """The tag's ``sizes``, else ``DEFAULT_SIZES``; ``None`` when neither is set."""
+        sizes = None if self.sizes is None else self.sizes.resolve(context)
+        if sizes is None or sizes is False or sizes == "":
+            return conf.default_sizes()
+        return sizes
+
     def render(self, context: Context) -> str:
-        attrs_html = self.attrs_html
-        if attrs_html is None:
-            attrs_html = "".join(
-                part
-                if isinstance(part, str)
-                else attribute_html(part[0], part[1].resolve(context))
-                for part in self.parts
-            )
-        return img_html(for_display(self.image(context)), attrs_html, self.overridden)
+        data = for_display(self.image(context))
+        sizes = self.sizes_of(context)
+        responsive = srcset_html(data.srcset, sizes) if sizes else ""
+        return img_html(data, self.attributes(context), self.overridden, responsive)
+
+
+class PictureNode(ImageNode):
+    """``<picture>``: a ``<source>`` per modern format, then the ``<img>`` fallback."""
+
+    def render(self, context: Context) -> str:
+        data = for_display(self.image(context))
+        return picture_html(
+            data, self.attributes(context), self.overridden, self.sizes_of(context)
+        )
 
 
 class UrlNode(ImageKeyNode):
@@ -144,28 +404,15 @@ class ImageDataNode(ImageKeyNode):
         return ""
 
 
-def _template_keys(parser: Parser) -> TemplateKeys:
-    keys = parser.extra_data.get(_EXTRA_DATA)
-    if keys is None:
-        keys = parser.extra_data[_EXTRA_DATA] = TemplateKeys()
-    return keys
-
-
 def _split_as(bits: list[str]) -> tuple[list[str], str | None]:
     if len(bits) >= 2 and bits[-2] == "as":
         return bits[:-2], bits[-1]
     return bits, None
 
 
-@register.tag("neuraldraft_image")
-def neuraldraft_image(parser: Parser, token: Token) -> ImageNode:
-    """``{% neuraldraft_image "hero.background" alt="..." class="hero" loading="lazy" %}``
-
-    Renders ``<img src width height alt ...>`` from the key's image on show,
-    or the placeholder. Every ``name=value`` after the key becomes an
-    attribute, escaped; ``alt``, ``width`` and ``height`` replace the
-    computed ones, ``True`` gives a bare attribute and ``False``/``None`` none.
-    """
+def _key_and_attributes(
+    parser: Parser, token: Token
+) -> tuple[FilterExpression, list[tuple[str, FilterExpression]]]:
     tag, *bits = token.split_contents()
     if not bits:
         raise template.TemplateSyntaxError(f'{tag} needs an image key: {{% {tag} "hero.image" %}}')
@@ -183,7 +430,34 @@ def neuraldraft_image(parser: Parser, token: Token) -> ImageNode:
         if name in (seen for seen, _value in attrs):
             raise template.TemplateSyntaxError(f"{tag}: the attribute {name!r} is given twice.")
         attrs.append((name, parser.compile_filter(value)))
-    return ImageNode(parser.compile_filter(bits[0]), _template_keys(parser), attrs)
+    return parser.compile_filter(bits[0]), attrs
+
+
+@register.tag("neuraldraft_image")
+def neuraldraft_image(parser: Parser, token: Token) -> ImageNode:
+    """``{% neuraldraft_image "hero.background" alt="..." class="hero" sizes="100vw" %}``
+
+    Renders ``<img src width height alt ...>`` from the key's image on show,
+    or the placeholder. Every ``name=value`` after the key becomes an
+    attribute, escaped; ``alt``, ``width`` and ``height`` replace the
+    computed ones, ``True`` gives a bare attribute and ``False``/``None`` none.
+    With ``sizes`` (or ``DEFAULT_SIZES``) and renditions, it adds ``srcset``.
+    """
+    key, attrs = _key_and_attributes(parser, token)
+    return ImageNode(key, attrs)
+
+
+@register.tag("neuraldraft_picture")
+def neuraldraft_picture(parser: Parser, token: Token) -> PictureNode:
+    """``{% neuraldraft_picture "hero.background" sizes="(min-width: 1024px) 50vw, 100vw" %}``
+
+    Renders ``<picture>`` with a ``<source>`` for AVIF and one for WebP (each
+    when the image has renditions in that format), both with ``srcset`` and
+    ``sizes``, and the ``<img>`` fallback with every attribute, as
+    ``neuraldraft_image`` renders it.
+    """
+    key, attrs = _key_and_attributes(parser, token)
+    return PictureNode(key, attrs)
 
 
 @register.tag("neuraldraft_url")
@@ -197,7 +471,7 @@ def neuraldraft_url(parser: Parser, token: Token) -> UrlNode:
         raise template.TemplateSyntaxError(
             f'{tag} takes one image key: {{% {tag} "hero.image" %}} or {{% {tag} key as url %}}'
         )
-    return UrlNode(parser.compile_filter(bits[0]), _template_keys(parser), asvar)
+    return UrlNode(parser.compile_filter(bits[0]), asvar)
 
 
 @register.tag("neuraldraft_image_data")
@@ -206,9 +480,10 @@ def neuraldraft_image_data(parser: Parser, token: Token) -> ImageDataNode:
 
     Sets ``img`` to the key's :class:`~django_neuraldraft.resolver.ImageData`
     (``url``, ``width``, ``height``, ``alt``, ``key``, ``color``, ``status``,
-    ``ready``), placeholder included, for markup of your own.
+    ``ready``, ``srcset``, ``sources``), placeholder included, for markup of
+    your own.
     """
     (tag, *bits), asvar = _split_as(token.split_contents())
     if len(bits) != 1 or asvar is None:
         raise template.TemplateSyntaxError(f'{tag} needs "as": {{% {tag} "hero.image" as img %}}')
-    return ImageDataNode(parser.compile_filter(bits[0]), _template_keys(parser), asvar)
+    return ImageDataNode(parser.compile_filter(bits[0]), asvar)

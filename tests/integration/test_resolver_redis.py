@@ -54,9 +54,15 @@ def as_process(alias: str, **extra):
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_local_copies():
+    """Each test starts with no batch kept in this process, as a fresh process would."""
+    resolver._local.clear()
+
+
 def batch_name(server) -> bytes:
     """The name, in Redis, of the one batch the test stored."""
-    (name,) = server.keys(f"{PREFIX}:1:neuraldraft:batch:*")
+    (name,) = server.keys(f"{PREFIX}:1:neuraldraft:batch:2:*")
     return name
 
 
@@ -104,8 +110,31 @@ def test_entries_expire_in_redis(redis_caches):
     with as_process("web", CACHE_TIMEOUT=600):
         resolver.resolve("hero.background")
 
-    names = [f"{PREFIX}:1:neuraldraft:token:hero.background", batch_name(redis_caches)]
-    assert all(0 < redis_caches.ttl(name) <= 600 for name in names)
+    assert 0 < redis_caches.ttl(batch_name(redis_caches)) <= 600
+    assert redis_caches.ttl(f"{PREFIX}:1:neuraldraft:generation") == -1  # no expiry
+
+
+def test_a_warm_page_reads_one_small_entry(redis_caches):
+    for n in range(50):
+        create_image_key(f"grid.{n}", file=f"neuraldraft/grid/{n}.png")
+    page = Template(
+        "{% load neuraldraft %}"
+        + "".join(f'{{% neuraldraft_url "grid.{n}" %}}' for n in range(50))
+    )
+    with as_process("web"):
+        page.render(Context())
+        resolver._local.clear()
+        redis_caches.config_resetstat()
+        page.render(Context())
+        page.render(Context())
+        page.render(Context())
+
+    calls = {
+        name: stats["calls"]
+        for name, stats in redis_caches.info("commandstats").items()
+        if "resetstat" not in name and "info" not in name
+    }
+    assert calls == {"cmdstat_mget": 3}
 
 
 def test_a_signed_s3_url_is_cached_for_at_most_half_its_life(redis_caches, s3_bucket):
