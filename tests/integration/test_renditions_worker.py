@@ -23,7 +23,11 @@ def test_a_worker_makes_the_renditions_of_an_ingested_image(
     worker = start_worker(concurrency=1)
 
     made = wait_for(
-        lambda: ImageVersion.objects.filter(pk=version.pk).exclude(renditions=[]).first(),
+        lambda: (
+            ImageVersion.objects.filter(pk=version.pk, chain_token="")
+            .exclude(renditions=[])
+            .first()
+        ),
         timeout=60,
         describe="the worker to make the renditions",
         workers=(worker,),
