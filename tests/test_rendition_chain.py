@@ -11,9 +11,11 @@ from django.core.files.storage import storages
 from django.core.management import call_command
 from django.utils import timezone
 
-from django_neuraldraft import renditions, tasks
-from django_neuraldraft.models import ImageVersion
+from django_neuraldraft import renditions, services, tasks
+from django_neuraldraft.models import ImageKey, ImageVersion
 from django_neuraldraft.services import chains, history, rendition_chain
+from django_neuraldraft.services.refreshing import refresh_jobs
+from django_neuraldraft.services.watching import wait_for
 from django_neuraldraft.testing import SANDBOX_API_KEY
 from tests.helpers import run_published
 from tests.test_renditions import configure, make_version, photo
@@ -228,3 +230,29 @@ class TestLeftovers:
 
         assert [removed.pk for removed in cleanup.versions] == [version.pk]
         assert not storages["default"].exists(name)
+
+
+@pytest.mark.usefixtures("neuraldraft_settings")
+class TestWithoutAWorker:
+    """``neuraldraft_refresh`` and ``neuraldraft_generate --wait`` make them as they bind."""
+
+    @pytest.fixture
+    def finished(self, sandbox, settings):
+        configure(settings, RENDITION_WIDTHS=(160, 320))
+        hero = ImageKey.objects.create(key="hero.background", prompt="A quiet harbour at dawn")
+        job = services.submit(services.request_generation(hero))
+        sandbox.finish_job(job.remote_id)
+        return job
+
+    def test_refresh(self, finished, published, commit):
+        with commit():
+            (result,) = refresh_jobs()
+        version = ImageVersion.objects.get(pk=result.version.pk)
+        assert len(version.renditions) == 6 and version.chain_token == ""
+        assert run_published(published) == [TASK]
+        assert ImageVersion.objects.get(pk=version.pk).renditions == version.renditions
+
+    def test_wait(self, finished):
+        outcome = wait_for(finished, timeout=10, stream=False)
+        assert len(outcome.version.renditions) == 6
+        assert outcome.version.chain_token == ""
