@@ -348,6 +348,12 @@ class ImageVersion(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["image_key", "-created_at"], name="neuraldraft_version_key_idx"),
+            # The sweep's query: the few versions whose renditions are still on their way.
+            models.Index(
+                fields=["chain_due_at"],
+                condition=~models.Q(chain_token=""),
+                name="neuraldraft_version_chain_idx",
+            ),
         ]
 
     def __str__(self) -> str:
