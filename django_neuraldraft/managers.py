@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -80,7 +81,74 @@ class ImageKeyQuerySet(models.QuerySet):
         )
 
 
-class JobQuerySet(models.QuerySet):
+#: A token a message carries starts with this; the token of a running step never
+#: does, so no message, however it was copied, can claim a row while a step runs.
+QUEUED = "q"
+RUNNING = "r"
+
+
+def chain_token(prefix: str) -> str:
+    """A fresh chain token: ``prefix`` (:data:`QUEUED` or :data:`RUNNING`) and 31 random digits."""
+    return prefix + uuid.uuid4().hex[1:]
+
+
+class ChainQuerySet(models.QuerySet):
+    """The token swaps of :mod:`django_neuraldraft.services.chains`, for any model that has them.
+
+    A model with ``chain_token`` and ``chain_due_at`` fields is followed by
+    one chain of task messages at a time: jobs, and the renditions of a version.
+    """
+
+    def claim_chain(
+        self, pk: int, token: str | None, running: str, *, due: datetime | None = None
+    ) -> bool:
+        """Let the task message holding ``token`` work on row ``pk`` under ``running``.
+
+        ``token`` is the ticket the message carries; ``None`` (a message sent
+        by hand) takes the chain over from whichever message held it. The
+        message that claims first wins; a duplicate or superseded one matches
+        no row and is dropped.
+        """
+        rows = self.filter(pk=pk)
+        if token is not None:
+            rows = rows.filter(chain_token=token)
+        return rows.update(chain_token=running, chain_due_at=due or timezone.now()) == 1
+
+    def start_chain(self, pk: int, **fields: Any) -> str:
+        """Give row ``pk`` a chain, due now, with ``fields``; the token its first message carries.
+
+        Whatever chain the row had is retired: its next message is dropped.
+        """
+        token = chain_token(QUEUED)
+        self.filter(pk=pk).update(chain_token=token, chain_due_at=timezone.now(), **fields)
+        return token
+
+    def pass_chain(self, pk: int, running: str, token: str, due: datetime) -> bool:
+        """Hand row ``pk`` from the step holding ``running`` to the next message, ``token``."""
+        return (
+            self.filter(pk=pk, chain_token=running).update(chain_token=token, chain_due_at=due)
+            == 1
+        )
+
+    def end_chain(self, pk: int, running: str) -> bool:
+        return (
+            self.filter(pk=pk, chain_token=running).update(chain_token="", chain_due_at=None) == 1
+        )
+
+
+class ImageVersionQuerySet(ChainQuerySet):
+    def renditions_overdue(self, *, before: datetime) -> ImageVersionQuerySet:
+        """Versions whose renditions chain should have touched them before ``before``.
+
+        A version has a chain from the moment it is stored until its
+        renditions are made or given up on; one overdue lost its message.
+        """
+        return self.exclude(chain_token="").filter(
+            Q(chain_due_at__lt=before) | Q(chain_due_at__isnull=True)
+        )
+
+
+class JobQuerySet(ChainQuerySet):
     def in_flight(self) -> JobQuerySet:
         return self.filter(status__in=IN_FLIGHT_STATUSES)
 
@@ -151,31 +219,6 @@ class JobQuerySet(models.QuerySet):
         if unsent_only:
             pending = pending.filter(remote_id__isnull=True)
         return pending.update(cancel_requested_at=timezone.now()) == 1
-
-    def claim_chain(self, pk: int, token: str | None, running: str) -> bool:
-        """Let the task message holding ``token`` work on job ``pk`` under ``running``.
-
-        ``token`` is the ticket the message carries; ``None`` (a message sent
-        by hand) takes the chain over from whichever message held it. The
-        message that claims first wins; a duplicate or superseded one matches
-        no row and is dropped.
-        """
-        jobs = self.filter(pk=pk)
-        if token is not None:
-            jobs = jobs.filter(chain_token=token)
-        return jobs.update(chain_token=running, chain_due_at=timezone.now()) == 1
-
-    def pass_chain(self, pk: int, running: str, token: str, due: datetime) -> bool:
-        """Hand job ``pk`` from the step holding ``running`` to the next message, ``token``."""
-        return (
-            self.filter(pk=pk, chain_token=running).update(chain_token=token, chain_due_at=due)
-            == 1
-        )
-
-    def end_chain(self, pk: int, running: str) -> bool:
-        return (
-            self.filter(pk=pk, chain_token=running).update(chain_token="", chain_due_at=None) == 1
-        )
 
     def without_live_chain(self, *, before: datetime) -> JobQuerySet:
         """Jobs that still need work but whose chain should have touched them before ``before``.

@@ -28,7 +28,7 @@ from .limits import (
     prompt_validators,
     text_validators,
 )
-from .managers import ImageKeyQuerySet, JobQuerySet
+from .managers import ImageKeyQuerySet, ImageVersionQuerySet, JobQuerySet
 from .storage import ConfiguredStorage, RecordedStorageImageField
 
 
@@ -286,6 +286,42 @@ class ImageVersion(models.Model):
             "name being the file's path in the same storage."
         ),
     )
+    renditions_error = models.TextField(
+        _("renditions error"),
+        blank=True,
+        help_text=_(
+            "Why some renditions could not be made, when the last attempt ended; "
+            "neuraldraft_renditions tries again."
+        ),
+    )
+    renditions_attempts = models.PositiveSmallIntegerField(
+        _("renditions attempts"),
+        default=0,
+        help_text=_("Renditions tasks that failed or were lost since the version was stored."),
+    )
+    renditions_writing = models.JSONField(
+        _("renditions being written"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Names of rendition files being written and not yet recorded; the next run "
+            "deletes those it does not record."
+        ),
+    )
+    chain_token = models.CharField(
+        _("renditions chain token"),
+        max_length=32,
+        blank=True,
+        help_text=_("The one renditions task message allowed to work on this version next."),
+    )
+    chain_due_at = models.DateTimeField(
+        _("renditions chain due"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the renditions task should next touch this version; the sweep requeues it after."
+        ),
+    )
     job = models.OneToOneField(
         Job,
         verbose_name=_("job"),
@@ -304,12 +340,20 @@ class ImageVersion(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
+    objects = ImageVersionQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("image version")
         verbose_name_plural = _("image versions")
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["image_key", "-created_at"], name="neuraldraft_version_key_idx"),
+            # The sweep's query: the few versions whose renditions are still on their way.
+            models.Index(
+                fields=["chain_due_at"],
+                condition=~models.Q(chain_token=""),
+                name="neuraldraft_version_chain_idx",
+            ),
         ]
 
     def __str__(self) -> str:

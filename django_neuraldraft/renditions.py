@@ -20,7 +20,7 @@ import io
 import logging
 import posixpath
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -197,18 +197,29 @@ def schedule(version: ImageVersion) -> None:
     """Queue the making of ``version``'s renditions for when its row has committed.
 
     The hook every path that stores a version calls (ingest, pull, upload).
-    A broker that cannot be reached is logged, not raised: the version is
-    bound already, and ``manage.py neuraldraft_renditions --missing`` makes
-    what a lost task did not.
+    It gives the version a renditions chain
+    (:mod:`django_neuraldraft.services.rendition_chain`): the task message's token is
+    written on the row, so that a message lost on the way (a broker that
+    cannot be reached is logged, not raised: the version is bound already)
+    is requeued by the sweep, and a duplicate is dropped.
     """
     if not plan(version):
         return
+    token = ImageVersion.objects.start_chain(
+        version.pk, renditions_error="", renditions_attempts=0
+    )
+    version.chain_token, version.renditions_error, version.renditions_attempts = token, "", 0
     pk = version.pk
-    transaction.on_commit(lambda: _send_task(pk), robust=True)
+    transaction.on_commit(lambda: send_task(pk, token), robust=True)
 
 
-def _send_task(version_pk: int) -> None:
-    current_app.send_task(TASK_NAME, (version_pk,))
+def send_task(
+    version_pk: int, token: str, *, below: int | None = None, countdown: float = 0.0
+) -> None:
+    """Send the renditions message holding ``token``, for widths under ``below`` (all if None)."""
+    current_app.send_task(
+        TASK_NAME, (version_pk,), {"token": token, "below": below}, countdown=countdown
+    )
 
 
 @dataclass
@@ -226,7 +237,9 @@ class Outcome:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
+def make_for(
+    version: ImageVersion, *, check_files: bool = False, widths: Collection[int] | None = None
+) -> Outcome:
     """Make the renditions of ``version`` that are missing, store them and record them.
 
     Safe to call again and from two workers at once: names are fixed by the
@@ -236,7 +249,13 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     kept. An original that does not decode fails them all the same way. A
     storage that cannot be opened or written raises, after deleting what
     this call saved, with nothing recorded. ``check_files`` also remakes
-    recorded renditions whose file is gone from the storage.
+    recorded renditions whose file is gone from the storage; ``widths``
+    limits this call to those widths (a step of the renditions task).
+
+    The names about to be written are noted on the row first
+    (``renditions_writing``), so that files a killed worker left unrecorded
+    are known: each call deletes those the settings no longer ask for before
+    it starts, and records the others when it makes them.
 
     Memory is bounded by the largest rendition for a JPEG, decoded at the
     smallest scale that still covers it (``Image.draft``); other formats are
@@ -247,7 +266,13 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
     original = version.file.name
     planned = plan(version)
     recorded = {rendition["name"]: rendition for rendition in version.renditions}
-    wanted = todo(version, check_files=check_files)
+    wanted = [
+        item
+        for item in todo(version, check_files=check_files)
+        if widths is None or item.width in widths
+    ]
+    if not _note_writing(version, planned, wanted):
+        return Outcome(renditions=[])
     outcome = Outcome(renditions=list(version.renditions))
     made: dict[str, dict[str, Any]] = {}
     saved: list[str] = []
@@ -256,7 +281,8 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
             _make(storage, original, wanted, outcome, made, saved)
         kept = [made.get(item.name) or recorded.get(item.name) for item in planned]
         renditions = [rendition for rendition in kept if rendition is not None]
-        if renditions != version.renditions and not _record(version, renditions):
+        changed = renditions != version.renditions or version.renditions_writing
+        if changed and not _record(version, renditions):
             _delete(storage, saved)
             return Outcome(renditions=[], failed=outcome.failed, cpu_seconds=outcome.cpu_seconds)
     except BaseException:
@@ -264,6 +290,41 @@ def make_for(version: ImageVersion, *, check_files: bool = False) -> Outcome:
         raise
     outcome.renditions, outcome.made = renditions, len(made)
     return outcome
+
+
+def _note_writing(version: ImageVersion, planned: list[Planned], wanted: list[Planned]) -> bool:
+    """Delete the files an earlier run left unrecorded, then note those this run may write.
+
+    A name noted by an earlier run that the row does not record is a file a
+    killed worker may have left. If the settings still plan it, the next
+    run that makes that width finds and records it; otherwise nothing will,
+    and it is deleted here. Only names inside the version's own rendition
+    folder are ever deleted. ``False`` if the row is gone.
+    """
+    storage = version.file.storage
+    folder = posixpath.splitext(version.file.name or "")[0] + "/"
+    keep = {item.name for item in planned} | {r["name"] for r in version.renditions}
+    writing: list[str] = []
+    for name in version.renditions_writing:
+        if not isinstance(name, str) or not name.startswith(folder) or name in writing:
+            continue
+        if name in keep:
+            writing.append(name)
+            continue
+        try:
+            if storage.exists(name):
+                storage.delete(name)
+                logger.info("Deleted %s, a rendition an interrupted run left unrecorded.", name)
+        except Exception:
+            logger.warning("Could not delete the unrecorded rendition %s.", name, exc_info=True)
+            writing.append(name)
+    writing += [item.name for item in wanted if item.name not in writing]
+    if writing == version.renditions_writing:
+        return True
+    if not ImageVersion.objects.filter(pk=version.pk).update(renditions_writing=writing):
+        return False
+    version.renditions_writing = writing
+    return True
 
 
 def _make(
@@ -434,12 +495,17 @@ def encode(image: Image.Image, image_format: str) -> bytes:
 def _record(version: ImageVersion, renditions: list[dict[str, Any]]) -> bool:
     """Store ``renditions`` on the version's row; ``False`` if the row is gone.
 
+    The names recorded leave ``renditions_writing`` in the same UPDATE.
     ``QuerySet.update`` sends no signal, so the key's cached data is
     invalidated here, once the update has committed.
     """
-    if not ImageVersion.objects.filter(pk=version.pk).update(renditions=renditions):
+    names = {rendition["name"] for rendition in renditions}
+    writing = [name for name in version.renditions_writing if name not in names]
+    if not ImageVersion.objects.filter(pk=version.pk).update(
+        renditions=renditions, renditions_writing=writing
+    ):
         return False
-    version.renditions = renditions
+    version.renditions, version.renditions_writing = renditions, writing
     pk = version.image_key_id
     transaction.on_commit(lambda: _invalidate_key(pk), robust=True)
     return True

@@ -15,8 +15,8 @@ import logging
 from celery import Task, shared_task
 
 from . import renditions, services
-from .models import ImageVersion, Job
-from .services import chains
+from .models import Job
+from .services import chains, rendition_chain
 from .services.backoff import retry_delay
 
 logger = logging.getLogger(__name__)
@@ -62,41 +62,35 @@ _TASKS = {"submit": submit_generation, "poll": poll_job, "ingest": ingest_job}
 
 @shared_task(
     name=renditions.TASK_NAME,
-    bind=True,
     acks_late=True,
-    max_retries=3,
-    soft_time_limit=120,
-    time_limit=180,
+    soft_time_limit=rendition_chain.STEP_TIME_LIMIT - 60,
+    time_limit=rendition_chain.STEP_TIME_LIMIT,
 )
-def make_renditions(self: Task, version_pk: int) -> None:
-    """Make a version's renditions; queued by ``renditions.schedule`` when the version commits.
+def make_renditions(version_pk: int, token: str | None = None, below: int | None = None) -> None:
+    """Make a step of a version's renditions; the first is queued by ``renditions.schedule``.
 
-    What escapes ``make_for`` is the storage or the database failing, which
-    may pass, so it is retried a few times; after that the version keeps its
-    original only until ``neuraldraft_renditions --missing`` runs.
+    Each step sends the next itself (``rendition_chain.run_step``), retries
+    included, and the sweep requeues a lost one, so Celery's own retries are
+    not used: they would copy the message and its token.
     """
-    version = ImageVersion.objects.filter(pk=version_pk).first()
-    if version is None:
-        return
-    try:
-        renditions.make_for(version)
-    except Exception as err:
-        raise self.retry(exc=err, countdown=retry_delay(self.request.retries + 1)) from err
+    rendition_chain.run_step(version_pk, token, below)
 
 
 @shared_task(name="neuraldraft.sweep_stale_jobs")
 def sweep_stale_jobs(grace_seconds: float = 60.0) -> dict[str, int]:
-    """Restart the chain of every job whose chain is overdue by ``grace_seconds``.
+    """Restart every job's chain, and every version's renditions, overdue by ``grace_seconds``.
 
     Meant for celery beat, every minute or so: it finds jobs whose task was
-    lost (a worker killed mid-download, a lost message). A chain that is only
-    late is retired by the restart, never doubled, so the sweep may run as
-    often as wanted: each job keeps one chain.
+    lost (a worker killed mid-download, a lost message), and versions whose
+    renditions task was (``rendition_chain.requeue_overdue``). A chain that
+    is only late is retired by the restart, never doubled, so the sweep may
+    run as often as wanted: each job and each version keeps one chain.
     """
     restarted = {"submit": 0, "poll": 0, "ingest": 0}
     for job, token in chains.restart_overdue(grace_seconds=grace_seconds):
         restarted[chains.step_for(job)] += 1
         _send(job, token)
+    restarted["renditions"] = rendition_chain.requeue_overdue(grace_seconds=grace_seconds)
     if any(restarted.values()):
         logger.warning("Restarted stale Neural Draft job chains: %s", restarted)
     return restarted

@@ -377,8 +377,7 @@ class TestMakeFor:
         ImageVersion.objects.filter(pk=version.pk).delete()
         outcome = renditions.make_for(version)
         assert outcome.renditions == []
-        folder = f"neuraldraft/hero.background/{version.sha256}"
-        assert storages["default"].listdir(folder) == ([], [])
+        assert not storages["default"].exists(f"neuraldraft/hero.background/{version.sha256}")
 
     def test_fewer_formats_in_the_settings_drop_their_renditions_from_the_row(self, settings):
         version = make_version(photo())
@@ -568,16 +567,26 @@ class TestEveryOrigin:
             renditions.schedule(ImageVersion.objects.get())
         assert published == []
 
-    def test_the_task_retries_a_storage_failure_then_gives_up_leaving_no_file(self, settings):
+    def test_the_task_retries_a_storage_failure_then_gives_up_leaving_no_file(
+        self, settings, published, commit
+    ):
         settings.STORAGES = {
             **settings.STORAGES,
             "small": {"BACKEND": "tests.test_renditions.FullAfterTheLargest"},
         }
         configure(settings, STORAGE="small", RENDITION_WIDTHS=(80, 160))
-        version = make_version(photo())
-        result = tasks.make_renditions.apply((version.pk,))
-        assert result.state == "FAILURE" and isinstance(result.result, OSError)
-        assert storages["small"].attempts == 4
+        with commit():
+            version = make_version(photo())
+            renditions.schedule(version)
+        assert run_published(published) == ["neuraldraft.make_renditions"] * 3
+        assert storages["small"].attempts == 3
+        version.refresh_from_db()
+        assert version.renditions == [] and version.chain_token == ""
+        assert version.renditions_attempts == 3
+        assert version.renditions_error == (
+            "Gave up: 3 attempts failed; the last: OSError: No space left on the device. "
+            "Run neuraldraft_renditions --missing."
+        )
         assert storages["small"].listdir(f"neuraldraft/hero.background/{version.sha256}") == (
             [],
             [],

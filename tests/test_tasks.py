@@ -184,6 +184,7 @@ class TestOneChainPerJob:
                 "submit": 0,
                 "poll": 0,
                 "ingest": 0,
+                "renditions": 0,
             }
         assert published == []
 
@@ -262,7 +263,12 @@ class TestSweepStaleJobs:
         Job.objects.update(chain_due_at=long_ago)
         published.clear()
 
-        assert tasks.sweep_stale_jobs(grace_seconds=60) == {"submit": 1, "poll": 1, "ingest": 1}
+        assert tasks.sweep_stale_jobs(grace_seconds=60) == {
+            "submit": 1,
+            "poll": 1,
+            "ingest": 1,
+            "renditions": 0,
+        }
         assert sorted((m.name, m.args, m.kwargs) for m in published) == sorted(
             [
                 ("neuraldraft.ingest_job", (finished.pk,), {"token": token_of(finished)}),
@@ -276,5 +282,10 @@ class TestSweepStaleJobs:
         done = services.request_generation("done", prompt="b")
         services.cancel(done)
         Job.objects.filter(pk=done.pk).update(chain_due_at=None)
-        assert tasks.sweep_stale_jobs(grace_seconds=60) == {"submit": 0, "poll": 0, "ingest": 0}
+        assert tasks.sweep_stale_jobs(grace_seconds=60) == {
+            "submit": 0,
+            "poll": 0,
+            "ingest": 0,
+            "renditions": 0,
+        }
         assert published == []

@@ -11,32 +11,40 @@ meanwhile. The sweep restarts only chains that are overdue, and by replacing
 the token it retires the old chain the next time that one wakes up.
 
 The messages themselves are Celery's business (:mod:`django_neuraldraft.tasks`);
-this module only decides who may work on a job.
+this module only decides who may work on a job. A version's renditions are
+followed the same way (:mod:`.rendition_chain`): every
+function takes the ``model`` whose rows carry the chain, jobs by default.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
+from typing import Any
 
+from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from ..choices import JobStatus
-from ..models import Job
+from ..managers import QUEUED, RUNNING, chain_token
+from ..models import ImageVersion, Job
 
-#: A token a message carries starts with this; the token of a running step never
-#: does, so no message, however it was copied, can claim a job while a step runs.
-_QUEUED = "q"
-_RUNNING = "r"
+#: The models whose rows carry a chain.
+ChainModel = type[Job] | type[ImageVersion]
 
 
 def new_token() -> str:
     """A token for a message about to be sent."""
-    return _QUEUED + uuid.uuid4().hex[1:]
+    return chain_token(QUEUED)
 
 
 def _running_token() -> str:
-    return _RUNNING + uuid.uuid4().hex[1:]
+    return chain_token(RUNNING)
+
+
+def running() -> Q:
+    """Rows whose chain a step claimed and neither passed on nor ended: running, or dead."""
+    return Q(chain_token__startswith=RUNNING)
 
 
 def step_for(job: Job) -> str:
@@ -48,30 +56,36 @@ def step_for(job: Job) -> str:
     return "poll"
 
 
-def claim(job_pk: int, token: str | None) -> Job | None:
-    """Return job ``job_pk`` if the message holding ``token`` may work on it, else ``None``.
+def claim(job_pk: int, token: str | None, *, model: ChainModel = Job, hold: float = 0.0) -> Any:
+    """Return row ``job_pk`` if the message holding ``token`` may work on it, else ``None``.
 
-    The returned job's ``chain_token`` is the running token the caller passes
-    to :func:`pass_on` or :func:`end`.
+    The returned row's ``chain_token`` is the running token the caller passes
+    to :func:`pass_on` or :func:`end`. ``hold`` seconds is how long the step
+    may run before the sweep counts it as lost; a step that cannot outlive
+    its task's time limit holds the chain that long and is never doubled.
     """
-    if token is not None and not token.startswith(_QUEUED):
+    if token is not None and not token.startswith(QUEUED):
         return None
     running = _running_token()
-    if not Job.objects.claim_chain(job_pk, token, running):
+    due = timezone.now() + timedelta(seconds=hold)
+    if not model.objects.claim_chain(job_pk, token, running, due=due):
         return None
-    return Job.objects.filter(pk=job_pk, chain_token=running).first()
+    return model.objects.filter(pk=job_pk, chain_token=running).first()
 
 
-def pass_on(job_pk: int, running: str, delay: float) -> str | None:
-    """Hand the job on to a message due in ``delay`` s; its token, or ``None`` if retired."""
+def pass_on(job_pk: int, running: str, delay: float, *, model: ChainModel = Job) -> str | None:
+    """Hand the row on to a message due in ``delay`` s; its token, or ``None`` if retired."""
     token = new_token()
     due = timezone.now() + timedelta(seconds=delay)
-    return token if Job.objects.pass_chain(job_pk, running, token, due) else None
+    return token if model.objects.pass_chain(job_pk, running, token, due) else None
 
 
-def end(job_pk: int, running: str) -> None:
-    """The job needs no more steps: the chain holding ``running`` stops here."""
-    Job.objects.end_chain(job_pk, running)
+def end(job_pk: int, running: str, *, model: ChainModel = Job) -> bool:
+    """The row needs no more steps: the chain holding ``running`` stops here.
+
+    ``False`` if that chain had been retired meanwhile.
+    """
+    return model.objects.end_chain(job_pk, running)
 
 
 def restart_overdue(*, grace_seconds: float) -> list[tuple[Job, str]]:
@@ -82,12 +96,20 @@ def restart_overdue(*, grace_seconds: float) -> list[tuple[Job, str]]:
     stops at its next step, so restarting never leaves two chains behind.
     """
     before = timezone.now() - timedelta(seconds=grace_seconds)
+    return restart(Job.objects.without_live_chain(before=before))
+
+
+def restart(rows: models.QuerySet, **fields: Any) -> list[tuple[Any, str]]:
+    """Give each of ``rows`` a new chain token, and ``fields``, unless its chain moved meanwhile.
+
+    Returns the rows and their new tokens, for the caller to send one message each.
+    """
     restarted = []
-    for job in Job.objects.without_live_chain(before=before):
+    for row in rows:
         token = new_token()
-        changed = Job.objects.filter(pk=job.pk, chain_token=job.chain_token).update(
-            chain_token=token, chain_due_at=timezone.now()
+        changed = rows.model.objects.filter(pk=row.pk, chain_token=row.chain_token).update(
+            chain_token=token, chain_due_at=timezone.now(), **fields
         )
         if changed:
-            restarted.append((job, token))
+            restarted.append((row, token))
     return restarted

@@ -119,6 +119,9 @@ def _files_of(version: ImageVersion) -> dict[str, int]:
         if isinstance(rendition, dict) and isinstance(rendition.get("name"), str):
             size = rendition.get("bytes")
             files[rendition["name"]] = size if isinstance(size, int) else 0
+    for name in version.renditions_writing or []:
+        if isinstance(name, str):
+            files.setdefault(name, 0)
     return files
 
 

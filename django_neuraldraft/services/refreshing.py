@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from ..exceptions import NeuralDraftError
 from ..models import ImageKey, ImageVersion, Job
+from . import rendition_chain
 from .generation import submit
 from .polling import give_up_if_overdue, poll_once
 from .remote import TRANSIENT_ERRORS
@@ -65,4 +66,6 @@ def _poll(job: Job) -> Refreshed:
     except NeuralDraftError as err:
         job.refresh_from_db()
         return Refreshed(job, "poll", error=str(err))
+    if outcome.version is not None:
+        rendition_chain.make_after_bind(outcome.version)
     return Refreshed(outcome.job, "poll", outcome.version)

@@ -21,6 +21,7 @@ from typing import Any
 from ..choices import JobStatus
 from ..client import JobEvent
 from ..models import ImageVersion, Job
+from . import rendition_chain
 from .generation import submit
 from .polling import poll_once
 from .remote import TRANSIENT_ERRORS, get_client
@@ -190,6 +191,8 @@ class _Watcher:
             self.job = outcome.job
             self.emit_job()
             if outcome.next_poll_in is None:
+                if outcome.version is not None:
+                    rendition_chain.make_after_bind(outcome.version)
                 return self.outcome(timed_out=False, version=outcome.version)
             remaining = self.remaining()
             if once or remaining <= 0:

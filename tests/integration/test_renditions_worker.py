@@ -1,13 +1,15 @@
-"""A real worker binds a generated image first, then makes its renditions in a task of its own."""
+"""A real worker binds a generated image first, then makes its renditions in tasks of their own."""
 
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
-from django_neuraldraft import services
+from django_neuraldraft import services, tasks
 from django_neuraldraft.models import ImageVersion
 from tests.integration.conftest import wait_for
 
@@ -23,7 +25,11 @@ def test_a_worker_makes_the_renditions_of_an_ingested_image(
     worker = start_worker(concurrency=1)
 
     made = wait_for(
-        lambda: ImageVersion.objects.filter(pk=version.pk).exclude(renditions=[]).first(),
+        lambda: (
+            ImageVersion.objects.filter(pk=version.pk, chain_token="")
+            .exclude(renditions=[])
+            .first()
+        ),
         timeout=60,
         describe="the worker to make the renditions",
         workers=(worker,),
@@ -45,3 +51,42 @@ def test_a_worker_makes_the_renditions_of_an_ingested_image(
             rendition["format"].upper(),
             (rendition["width"], rendition["height"]),
         )
+
+
+def test_renditions_a_killed_worker_was_making_are_swept_and_finished_without_orphans(
+    sandbox, media_root, redis_celery, completed_job, start_worker
+):
+    version = services.ingest(completed_job("killed.hero", "A lighthouse in a storm"))
+    worker = start_worker(concurrency=1)
+    wait_for(
+        lambda: ImageVersion.objects.filter(pk=version.pk, chain_token__startswith="r").exists(),
+        timeout=60,
+        describe="the worker to start a step",
+        workers=(worker,),
+    )
+
+    worker.kill()
+
+    # The step held the chain for the task's time limit; let that pass.
+    ImageVersion.objects.filter(pk=version.pk).update(
+        chain_due_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert tasks.sweep_stale_jobs(grace_seconds=0)["renditions"] == 1
+    fresh = start_worker(concurrency=1)
+    made = wait_for(
+        lambda: (
+            ImageVersion.objects.filter(pk=version.pk, chain_token="")
+            .exclude(renditions=[])
+            .first()
+        ),
+        timeout=120,
+        describe="a fresh worker to finish the renditions",
+        workers=(fresh,),
+    )
+
+    assert len(made.renditions) == 21
+    assert made.renditions_error == "" and made.renditions_attempts <= 1
+    folder = media_root / made.file.name[: -len(".jpg")]
+    assert sorted(str(path.relative_to(media_root)) for path in folder.iterdir()) == sorted(
+        rendition["name"] for rendition in made.renditions
+    )

@@ -22,8 +22,10 @@ def in_flight_downloads(sandbox: SandboxServer) -> list[RecordedRequest]:
 
 
 def test_the_sweep_recovers_an_ingest_killed_mid_download(
-    sandbox, media_root, redis_celery, completed_job, start_worker
+    settings, sandbox, media_root, redis_celery, completed_job, start_worker
 ):
+    # No renditions: the sweep would requeue those the killed worker was making.
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "RENDITION_WIDTHS": ()}
     old = services.ingest(completed_job(KEY, "A red kite over a hill"))
     job = completed_job(KEY, "A red kite over a hill, at night")
     sandbox.set_fault("latency", path="/cdn/", seconds=5.0)
@@ -45,7 +47,12 @@ def test_the_sweep_recovers_an_ingest_killed_mid_download(
     assert job.status == JobStatus.COMPLETED
 
     sandbox.clear_faults()
-    assert tasks.sweep_stale_jobs(grace_seconds=0) == {"submit": 0, "poll": 0, "ingest": 1}
+    assert tasks.sweep_stale_jobs(grace_seconds=0) == {
+        "submit": 0,
+        "poll": 0,
+        "ingest": 1,
+        "renditions": 0,
+    }
     fresh = start_worker(concurrency=1)
     image_key = wait_for(
         lambda: ImageKey.objects.filter(key=KEY).exclude(current=old).first(),

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from ... import renditions
 from ...models import ImageVersion
+from ...services import rendition_chain
 from ..base import EXIT_FAILED, EXIT_INTERRUPTED, checked_keys, existing_image_keys
 
 _BAR_WIDTH = 24
@@ -107,7 +108,7 @@ class Command(BaseCommand):
     def make(
         self, version: ImageVersion, progress: _Progress, tally: _Tally, *, check_files: bool
     ) -> None:
-        outcome = renditions.make_for(version, check_files=check_files)
+        outcome = rendition_chain.make_now(version, check_files=check_files)
         tally.made += outcome.made
         tally.failed += len(outcome.failed)
         progress.step(
