@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import conf, services
@@ -199,8 +199,16 @@ def process(event_pk: int) -> services.PollOutcome | None:
     can be replayed) while the job's own polls go on; an unexpected error
     propagates after being recorded.
     """
+    event_id = WebhookEvent.objects.filter(pk=event_pk).values_list("event_id", flat=True).first()
+    same_event = Q(pk=event_pk) | Q(event_id=event_id) if event_id else Q(pk=event_pk)
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
+        # Every delivery of the event is locked in one statement, in the order of
+        # their keys: two workers on two deliveries of it wait for each other
+        # instead of each holding one lock and waiting for the other's (a deadlock).
+        deliveries = list(
+            WebhookEvent.objects.select_for_update().filter(same_event).order_by("pk")
+        )
+        event = next((delivery for delivery in deliveries if delivery.pk == event_pk), None)
         if (
             event is None
             or not event.verified
@@ -208,14 +216,7 @@ def process(event_pk: int) -> services.PollOutcome | None:
             or event.outcome == WebhookOutcome.PROCESSED
         ):
             return None
-        # Locks every delivery of the event, so that two of them never both go on.
-        siblings = list(
-            WebhookEvent.objects.select_for_update()
-            .filter(event_id=event.event_id)
-            .exclude(pk=event.pk)
-            .order_by("pk")
-            .values_list("outcome", flat=True)
-        )
+        siblings = [delivery.outcome for delivery in deliveries if delivery.pk != event_pk]
         if WebhookOutcome.PROCESSED in siblings:
             _finish(event, WebhookOutcome.DUPLICATE, "This event was processed already.")
             return None
