@@ -106,8 +106,17 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     kept = {}
     for name, value in list(headers.items())[:MAX_HEADERS]:
         if name.lower() not in SECRET_HEADERS:
-            kept[name[:MAX_HEADER_LENGTH]] = str(value)[:MAX_HEADER_LENGTH]
+            kept[storable(name[:MAX_HEADER_LENGTH])] = storable(str(value)[:MAX_HEADER_LENGTH])
     return kept
+
+
+def storable(text: str) -> str:
+    """``text`` with its NUL characters replaced, as undecodable bytes are.
+
+    PostgreSQL refuses NUL in text and in jsonb: stored as it came, a
+    delivery holding one would fail the request instead of being recorded.
+    """
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str | None]:
@@ -123,7 +132,7 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
     event = WebhookEvent(
         delivery_id=delivery_id if _ID.fullmatch(delivery_id) else "",
         headers=stored_headers(headers),
-        body=body[:limit].decode("utf-8", errors="replace"),
+        body=storable(body[:limit].decode("utf-8", errors="replace")),
         body_truncated=len(body) > limit,
     )
     try:

@@ -7,15 +7,19 @@ for real, so these tests run there.
 
 from __future__ import annotations
 
+import http.client
 import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from django_neuraldraft import webhooks
 from django_neuraldraft.choices import WebhookOutcome
 from django_neuraldraft.models import WebhookEvent
-from tests.webhooks.conftest import SECRET
+from tests.webhooks.conftest import SECRET, event_body, sign
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -28,6 +32,23 @@ CONCURRENT_PAIRS = 20
 def webhook_secret(postgresql, settings, neuraldraft_settings) -> str:
     settings.NEURALDRAFT = {**neuraldraft_settings, "WEBHOOK_SECRET": SECRET}
     return SECRET
+
+
+@pytest.fixture
+def post(live_server) -> Callable[..., tuple[int, bytes]]:
+    """POST raw bytes to the live receiver with the given headers; return status and body."""
+    address = urlsplit(live_server.url)
+
+    def send(body: bytes, headers: dict[str, bytes]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        try:
+            conn.request("POST", reverse("neuraldraft:webhook"), body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    return send
 
 
 def test_concurrent_deliveries_of_one_event_never_deadlock(webhook_secret):
@@ -62,3 +83,24 @@ def test_concurrent_deliveries_of_one_event_never_deadlock(webhook_secret):
 
     assert errors == []
     assert not WebhookEvent.objects.filter(outcome=WebhookOutcome.QUEUED).exists()
+
+
+def test_a_body_with_a_nul_character_is_stored_and_refused(webhook_secret, post):
+    body = b'{"id": "evt_\x00"}'
+    status, _answer = post(body, {"X-Neural-Draft-Signature": sign(body).encode()})
+    (event,) = WebhookEvent.objects.all()
+    assert (status, event.outcome, event.body) == (
+        400,
+        WebhookOutcome.REJECTED,
+        '{"id": "evt_\N{REPLACEMENT CHARACTER}"}',
+    )
+
+
+def test_a_header_with_a_nul_character_is_stored_without_it(webhook_secret, post):
+    body = event_body("job_abc123")
+    status, _answer = post(
+        body, {"X-Neural-Draft-Signature": sign(body).encode(), "X-Trace": b"a\x00b"}
+    )
+    (event,) = WebhookEvent.objects.all()
+    assert (status, event.outcome) == (200, WebhookOutcome.QUEUED)
+    assert event.headers["X-Trace"] == "a\N{REPLACEMENT CHARACTER}b"
