@@ -180,6 +180,8 @@ def parse(body: bytes) -> Envelope | str:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise RejectedError("The body is not JSON.") from err
+    except RecursionError:
+        return "The body is JSON nested too deeply to read."
     if not isinstance(payload, dict):
         return "The body is not a JSON object."
     event_type = payload.get("type") or payload.get("event")

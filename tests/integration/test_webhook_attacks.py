@@ -104,3 +104,11 @@ def test_a_header_with_a_nul_character_is_stored_without_it(webhook_secret, post
     (event,) = WebhookEvent.objects.all()
     assert (status, event.outcome) == (200, WebhookOutcome.QUEUED)
     assert event.headers["X-Trace"] == "a\N{REPLACEMENT CHARACTER}b"
+
+
+def test_a_signed_body_nested_too_deeply_is_acknowledged_and_stored(webhook_secret, post):
+    body = b"[" * 30000 + b"]" * 30000
+    status, _answer = post(body, {"X-Neural-Draft-Signature": sign(body).encode()})
+    (event,) = WebhookEvent.objects.all()
+    assert (status, event.outcome, event.verified) == (200, WebhookOutcome.IGNORED, True)
+    assert event.error == "The body is JSON nested too deeply to read."
