@@ -32,8 +32,12 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Neural-Draft-Signature"
 DELIVERY_HEADER = "X-Neural-Draft-Delivery"
 IMAGE_GENERATED = "image.generated"
-#: Headers never stored: they may carry credentials of the site or a proxy.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: Headers never stored: a name holding one of these words may carry a
+#: credential of the site, a proxy or a cloud (``Authorization``, ``Cookie``,
+#: ``X-Api-Key``, ``X-Auth-Token``, ``X-CSRFToken``, ``X-Amz-Security-Token``...).
+SECRET_HEADER_WORDS = re.compile(
+    r"auth|cookie|token|secret|key|session|passw|credential|csrf", re.IGNORECASE
+)
 #: Bounds on what is stored of the headers.
 MAX_HEADERS = 50
 MAX_HEADER_LENGTH = 500
@@ -105,7 +109,7 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The delivery's headers as stored: no credentials, bounded in number and length."""
     kept = {}
     for name, value in list(headers.items())[:MAX_HEADERS]:
-        if name.lower() not in SECRET_HEADERS:
+        if not SECRET_HEADER_WORDS.search(name):
             kept[storable(name[:MAX_HEADER_LENGTH])] = storable(str(value)[:MAX_HEADER_LENGTH])
     return kept
 

@@ -112,3 +112,24 @@ def test_a_signed_body_nested_too_deeply_is_acknowledged_and_stored(webhook_secr
     (event,) = WebhookEvent.objects.all()
     assert (status, event.outcome, event.verified) == (200, WebhookOutcome.IGNORED, True)
     assert event.error == "The body is JSON nested too deeply to read."
+
+
+def test_no_header_that_may_hold_a_credential_is_stored(webhook_secret, post):
+    body = event_body("job_abc123")
+    credentials = {
+        "Authorization": b"Bearer site",
+        "Proxy-Authorization": b"Basic proxy",
+        "Cookie": b"sessionid=site",
+        "X-Api-Key": b"nd_live_site",
+        "X-Auth-Token": b"site",
+        "X-CSRFToken": b"site",
+        "X-Amz-Security-Token": b"cloud",
+        "X-Session-Id": b"site",
+    }
+    status, _answer = post(
+        body, {"X-Neural-Draft-Signature": sign(body).encode(), "X-Trace": b"t", **credentials}
+    )
+    (event,) = WebhookEvent.objects.all()
+    stored = {name.lower() for name in event.headers}
+    assert status == 200 and {"x-trace", "x-neural-draft-signature"} <= stored
+    assert stored.isdisjoint(name.lower() for name in credentials)
