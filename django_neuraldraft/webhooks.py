@@ -41,6 +41,8 @@ SECRET_HEADER_WORDS = re.compile(
 #: Bounds on what is stored of the headers.
 MAX_HEADERS = 50
 MAX_HEADER_LENGTH = 500
+#: Parts of the signature header read (a rotation signs with two secrets).
+MAX_SIGNATURE_PARTS = 20
 #: What an id from the body must look like before it is stored or looked up.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TYPE = re.compile(r"[a-z0-9_.]{1,64}")
@@ -95,13 +97,23 @@ def verify(header: str | None, body: bytes, *, now: float | None = None) -> None
 
 
 def _parse_signature(header: str) -> tuple[str | None, list[str]]:
-    timestamp, signatures = None, []
-    for part in header.split(",")[:20]:
+    """The header's one timestamp (``None`` unless there is exactly one) and its ``v1`` values.
+
+    A second ``t=`` makes the header ambiguous, whichever one was signed: it
+    is malformed. Only the first ``MAX_SIGNATURE_PARTS`` parts are read.
+    """
+    timestamps, signatures = [], []
+    for part in header.split(",", MAX_SIGNATURE_PARTS)[:MAX_SIGNATURE_PARTS]:
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
-            timestamp = value
+        if key == "t":
+            timestamps.append(value)
         elif key == "v1" and re.fullmatch(r"[0-9a-f]{64}", value):
             signatures.append(value)
+    if len(timestamps) != 1:
+        return None, signatures
+    (timestamp,) = timestamps
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return None, signatures
     return timestamp, signatures
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -133,3 +134,16 @@ def test_no_header_that_may_hold_a_credential_is_stored(webhook_secret, post):
     stored = {name.lower() for name in event.headers}
     assert status == 200 and {"x-trace", "x-neural-draft-signature"} <= stored
     assert stored.isdisjoint(name.lower() for name in credentials)
+
+
+@pytest.mark.parametrize("stale_first", [True, False])
+def test_a_signature_header_with_two_timestamps_is_refused(webhook_secret, post, stale_first):
+    body = event_body("job_abc123")
+    now = int(time.time())
+    signed = sign(body, at=now)  # t=<now>,v1=<hex>
+    stale = f"t={now - 100_000}"
+    header = f"{stale},{signed}" if stale_first else signed.replace(",", f",{stale},", 1)
+    status, answer = post(body, {"X-Neural-Draft-Signature": header.encode()})
+    (event,) = WebhookEvent.objects.all()
+    assert (status, event.outcome, event.verified) == (400, WebhookOutcome.REJECTED, False)
+    assert b"Malformed" in answer
