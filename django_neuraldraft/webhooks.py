@@ -21,6 +21,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import conf, services
 from .choices import WebhookOutcome
@@ -55,8 +56,19 @@ UNFINISHED = (
 )
 
 
+#: The error of a delivery stored while its task could not be queued.
+NOT_QUEUED = (
+    "The Celery broker could not be reached to queue this delivery; "
+    "Neural Draft retries it, and it can be replayed."
+)
+
+
 class RejectedError(Exception):
     """A delivery we refuse with a 400: its reason is safe to log and to store."""
+
+
+class NotQueuedError(Exception):
+    """A delivery stored but not queued (the broker is down): answered 503, to be retried."""
 
 
 @dataclass(frozen=True)
@@ -181,8 +193,25 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
         envelope.job_id,
     )
     event.save()
-    transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    transaction.on_commit(lambda: _queue(event.pk))
     return event, None
+
+
+def _queue(event_pk: int) -> None:
+    """Queue a stored delivery's processing; :class:`NotQueuedError` if the broker is down.
+
+    The delivery is marked failed first, so it does not wait as *queued* for
+    a task that was never sent: ``neuraldraft_webhook_replay --failed``
+    processes it, and so does the API's retry of the delivery.
+    """
+    try:
+        process_webhook.delay(event_pk)
+    except (KombuOperationalError, OSError) as err:
+        WebhookEvent.objects.filter(pk=event_pk).update(
+            outcome=WebhookOutcome.FAILED, error=NOT_QUEUED, processed_at=timezone.now()
+        )
+        logger.warning("Webhook delivery #%s is stored but not queued: %s", event_pk, err)
+        raise NotQueuedError(NOT_QUEUED) from err
 
 
 def parse(body: bytes) -> Envelope | str:

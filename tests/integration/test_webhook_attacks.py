@@ -8,12 +8,14 @@ for real, so these tests run there.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from celery import Celery, _state
 from django.db import connection
 from django.urls import reverse
 
@@ -147,3 +149,27 @@ def test_a_signature_header_with_two_timestamps_is_refused(webhook_secret, post,
     (event,) = WebhookEvent.objects.all()
     assert (status, event.outcome, event.verified) == (400, WebhookOutcome.REJECTED, False)
     assert b"Malformed" in answer
+
+
+@pytest.fixture
+def broker_down() -> Iterator[Celery]:
+    """Make the live server's threads publish to a loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        app = Celery("broker-down", set_as_current=False)
+        app.conf.update(broker_url=f"redis://127.0.0.1:{sock.getsockname()[1]}//")
+        previous = _state.default_app
+        app.set_default()
+        yield app
+        _state.set_default_app(previous)
+        app.close()
+
+
+def test_a_delivery_stored_while_the_broker_is_down_is_failed_and_retried(
+    webhook_secret, post, broker_down
+):
+    body = event_body("job_abc123")
+    status, answer = post(body, {"X-Neural-Draft-Signature": sign(body).encode()})
+    (event,) = WebhookEvent.objects.all()
+    assert (status, event.outcome) == (503, WebhookOutcome.FAILED)
+    assert event.error == webhooks.NOT_QUEUED and webhooks.NOT_QUEUED.encode() in answer
