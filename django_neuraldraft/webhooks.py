@@ -320,8 +320,12 @@ def prepare_replay(event: WebhookEvent) -> bool:
 
 
 def replay(event: WebhookEvent) -> bool:
-    """Queue a stored delivery for processing again, after commit; see :func:`prepare_replay`."""
+    """Queue a stored delivery for processing again, after commit; see :func:`prepare_replay`.
+
+    With the broker down, the delivery is marked failed again and
+    :class:`NotQueuedError` raised (from the commit, outside a transaction).
+    """
     if not prepare_replay(event):
         return False
-    transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    transaction.on_commit(lambda: _queue(event.pk))
     return True
