@@ -153,7 +153,8 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
     ``body`` may be one byte longer than ``WEBHOOK_MAX_BODY_BYTES``, which
     tells an oversized body. Returns the stored event and, for a delivery to
     refuse with a 400, the reason; nothing else changes then, and the log
-    line names the delivery and the reason, never the secret.
+    line names the delivery and the reason, never the secret. With the
+    broker down, the commit raises :class:`NotQueuedError` (see :func:`_queue`).
     """
     limit = conf.webhook_max_body_bytes()
     delivery_id = headers.get(DELIVERY_HEADER, "")
