@@ -34,6 +34,10 @@ FAR_SHARE = 0.6
 RUNNING_FACTOR = 2.0
 #: Never poll again sooner than this share of ``initial`` (a job about to end).
 BRISK_SHARE = 0.25
+#: Without a pace, ``initial`` grows by half at most this many times: 1.5**100
+#: is past any ``longest``, and 1.5 to the power of a long-followed job's
+#: poll count (some 1,750) is past what a float holds.
+MAX_GROWTH_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -134,5 +138,6 @@ def next_poll_delay(
         at_most = (100 - progress) * running_for / progress
         delay = min(RUNNING_FACTOR * running_for, FAR_SHARE * at_most)
     else:
-        delay = max(initial * 1.5 ** max(state.polls - 1, 0), AGE_FACTOR * state.elapsed)
+        growth_steps = min(max(state.polls - 1, 0), MAX_GROWTH_STEPS)
+        delay = max(initial * 1.5**growth_steps, AGE_FACTOR * state.elapsed)
     return min(longest, max(brisk, delay * random.uniform(0.8, 1.0)))

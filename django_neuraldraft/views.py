@@ -17,11 +17,15 @@ def webhook(request: HttpRequest) -> JsonResponse:
     Every delivery is stored. A bad signature, a stale timestamp, no secret
     configured, a body over ``WEBHOOK_MAX_BODY_BYTES`` or one that is not
     JSON is answered 400 and changes nothing else. A verified body we cannot
-    use is acknowledged (200) so the API does not retry it.
+    use is acknowledged (200) so the API does not retry it. One stored while
+    the Celery broker is down is answered 503, so the API retries it.
     """
     # One byte over the limit is enough to know the body is too long.
     body = request.read(conf.webhook_max_body_bytes() + 1)
-    _event, refusal = webhooks.receive(request.headers, body)
+    try:
+        _event, refusal = webhooks.receive(request.headers, body)
+    except webhooks.NotQueuedError as err:
+        return JsonResponse({"received": False, "error": str(err)}, status=503)
     if refusal is not None:
         return JsonResponse({"received": False, "error": refusal}, status=400)
     return JsonResponse({"received": True})

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from . import conf, services
 from .choices import WebhookOutcome
@@ -32,11 +33,17 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Neural-Draft-Signature"
 DELIVERY_HEADER = "X-Neural-Draft-Delivery"
 IMAGE_GENERATED = "image.generated"
-#: Headers never stored: they may carry credentials of the site or a proxy.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: Headers never stored: a name holding one of these words may carry a
+#: credential of the site, a proxy or a cloud (``Authorization``, ``Cookie``,
+#: ``X-Api-Key``, ``X-Auth-Token``, ``X-CSRFToken``, ``X-Amz-Security-Token``...).
+SECRET_HEADER_WORDS = re.compile(
+    r"auth|cookie|token|secret|key|session|passw|credential|csrf", re.IGNORECASE
+)
 #: Bounds on what is stored of the headers.
 MAX_HEADERS = 50
 MAX_HEADER_LENGTH = 500
+#: Parts of the signature header read (a rotation signs with two secrets).
+MAX_SIGNATURE_PARTS = 20
 #: What an id from the body must look like before it is stored or looked up.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TYPE = re.compile(r"[a-z0-9_.]{1,64}")
@@ -49,8 +56,19 @@ UNFINISHED = (
 )
 
 
+#: The error of a delivery stored while its task could not be queued.
+NOT_QUEUED = (
+    "The Celery broker could not be reached to queue this delivery; "
+    "Neural Draft retries it, and it can be replayed."
+)
+
+
 class RejectedError(Exception):
     """A delivery we refuse with a 400: its reason is safe to log and to store."""
+
+
+class NotQueuedError(Exception):
+    """A delivery stored but not queued (the broker is down): answered 503, to be retried."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +109,23 @@ def verify(header: str | None, body: bytes, *, now: float | None = None) -> None
 
 
 def _parse_signature(header: str) -> tuple[str | None, list[str]]:
-    timestamp, signatures = None, []
-    for part in header.split(",")[:20]:
+    """The header's one timestamp (``None`` unless there is exactly one) and its ``v1`` values.
+
+    A second ``t=`` makes the header ambiguous, whichever one was signed: it
+    is malformed. Only the first ``MAX_SIGNATURE_PARTS`` parts are read.
+    """
+    timestamps, signatures = [], []
+    for part in header.split(",", MAX_SIGNATURE_PARTS)[:MAX_SIGNATURE_PARTS]:
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
-            timestamp = value
+        if key == "t":
+            timestamps.append(value)
         elif key == "v1" and re.fullmatch(r"[0-9a-f]{64}", value):
             signatures.append(value)
+    if len(timestamps) != 1:
+        return None, signatures
+    (timestamp,) = timestamps
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return None, signatures
     return timestamp, signatures
 
 
@@ -105,9 +133,18 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The delivery's headers as stored: no credentials, bounded in number and length."""
     kept = {}
     for name, value in list(headers.items())[:MAX_HEADERS]:
-        if name.lower() not in SECRET_HEADERS:
-            kept[name[:MAX_HEADER_LENGTH]] = str(value)[:MAX_HEADER_LENGTH]
+        if not SECRET_HEADER_WORDS.search(name):
+            kept[storable(name[:MAX_HEADER_LENGTH])] = storable(str(value)[:MAX_HEADER_LENGTH])
     return kept
+
+
+def storable(text: str) -> str:
+    """``text`` with its NUL characters replaced, as undecodable bytes are.
+
+    PostgreSQL refuses NUL in text and in jsonb: stored as it came, a
+    delivery holding one would fail the request instead of being recorded.
+    """
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str | None]:
@@ -116,14 +153,15 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
     ``body`` may be one byte longer than ``WEBHOOK_MAX_BODY_BYTES``, which
     tells an oversized body. Returns the stored event and, for a delivery to
     refuse with a 400, the reason; nothing else changes then, and the log
-    line names the delivery and the reason, never the secret.
+    line names the delivery and the reason, never the secret. With the
+    broker down, the commit raises :class:`NotQueuedError` (see :func:`_queue`).
     """
     limit = conf.webhook_max_body_bytes()
     delivery_id = headers.get(DELIVERY_HEADER, "")
     event = WebhookEvent(
         delivery_id=delivery_id if _ID.fullmatch(delivery_id) else "",
         headers=stored_headers(headers),
-        body=body[:limit].decode("utf-8", errors="replace"),
+        body=storable(body[:limit].decode("utf-8", errors="replace")),
         body_truncated=len(body) > limit,
     )
     try:
@@ -156,8 +194,25 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
         envelope.job_id,
     )
     event.save()
-    transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    transaction.on_commit(lambda: _queue(event.pk))
     return event, None
+
+
+def _queue(event_pk: int) -> None:
+    """Queue a stored delivery's processing; :class:`NotQueuedError` if the broker is down.
+
+    The delivery is marked failed first, so it does not wait as *queued* for
+    a task that was never sent: ``neuraldraft_webhook_replay --failed``
+    processes it, and so does the API's retry of the delivery.
+    """
+    try:
+        process_webhook.delay(event_pk)
+    except (KombuOperationalError, OSError) as err:
+        WebhookEvent.objects.filter(pk=event_pk).update(
+            outcome=WebhookOutcome.FAILED, error=NOT_QUEUED, processed_at=timezone.now()
+        )
+        logger.warning("Webhook delivery #%s is stored but not queued: %s", event_pk, err)
+        raise NotQueuedError(NOT_QUEUED) from err
 
 
 def parse(body: bytes) -> Envelope | str:
@@ -171,6 +226,8 @@ def parse(body: bytes) -> Envelope | str:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise RejectedError("The body is not JSON.") from err
+    except RecursionError:
+        return "The body is JSON nested too deeply to read."
     if not isinstance(payload, dict):
         return "The body is not a JSON object."
     event_type = payload.get("type") or payload.get("event")
@@ -199,8 +256,16 @@ def process(event_pk: int) -> services.PollOutcome | None:
     can be replayed) while the job's own polls go on; an unexpected error
     propagates after being recorded.
     """
+    event_id = WebhookEvent.objects.filter(pk=event_pk).values_list("event_id", flat=True).first()
+    same_event = Q(pk=event_pk) | Q(event_id=event_id) if event_id else Q(pk=event_pk)
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
+        # Every delivery of the event is locked in one statement, in the order of
+        # their keys: two workers on two deliveries of it wait for each other
+        # instead of each holding one lock and waiting for the other's (a deadlock).
+        deliveries = list(
+            WebhookEvent.objects.select_for_update().filter(same_event).order_by("pk")
+        )
+        event = next((delivery for delivery in deliveries if delivery.pk == event_pk), None)
         if (
             event is None
             or not event.verified
@@ -208,14 +273,7 @@ def process(event_pk: int) -> services.PollOutcome | None:
             or event.outcome == WebhookOutcome.PROCESSED
         ):
             return None
-        # Locks every delivery of the event, so that two of them never both go on.
-        siblings = list(
-            WebhookEvent.objects.select_for_update()
-            .filter(event_id=event.event_id)
-            .exclude(pk=event.pk)
-            .order_by("pk")
-            .values_list("outcome", flat=True)
-        )
+        siblings = [delivery.outcome for delivery in deliveries if delivery.pk != event_pk]
         if WebhookOutcome.PROCESSED in siblings:
             _finish(event, WebhookOutcome.DUPLICATE, "This event was processed already.")
             return None
@@ -263,8 +321,12 @@ def prepare_replay(event: WebhookEvent) -> bool:
 
 
 def replay(event: WebhookEvent) -> bool:
-    """Queue a stored delivery for processing again, after commit; see :func:`prepare_replay`."""
+    """Queue a stored delivery for processing again, after commit; see :func:`prepare_replay`.
+
+    With the broker down, the delivery is marked failed again and
+    :class:`NotQueuedError` raised (from the commit, outside a transaction).
+    """
     if not prepare_replay(event):
         return False
-    transaction.on_commit(lambda: process_webhook.delay(event.pk))
+    transaction.on_commit(lambda: _queue(event.pk))
     return True

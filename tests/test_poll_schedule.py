@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 
 import pytest
 
 from django_neuraldraft.poll_schedule import (
     AIM_MARGIN,
+    BRISK_SHARE,
     FAR_SHARE,
     RUNNING_FACTOR,
     PollState,
@@ -28,6 +31,10 @@ class TestWithoutAPace:
         assert 1.6 <= delays[0] <= 2.0
         assert 2.4 <= delays[1] <= 3.0
         assert 3.6 <= delays[2] <= 4.5
+
+    def test_a_job_polled_thousands_of_times_without_a_pace_waits_poll_max(self):
+        # A day's JOB_TIMEOUT at a POLL_MAX of 30 s is 2,880 polls; 1.5**2879 overflows.
+        assert 0.8 * LONGEST <= delay(PollState(polls=2_880, elapsed=5.0, progress=0)) <= LONGEST
 
     def test_a_queued_job_waits_longer_the_older_it_is(self):
         young = delay(PollState(polls=1, elapsed=1.0, progress=0))
@@ -145,3 +152,25 @@ def test_the_sandbox_jobs_are_followed_with_few_polls_and_seen_soon_after_they_e
     assert sum(polls) / len(polls) <= 4.5
     assert lateness[int(0.95 * len(lateness))] <= 3.0
     assert lateness[-1] <= LONGEST
+
+
+#: What a hostile or broken API can make a job look like after a poll (progress
+#: is clamped to 0-100 by ``mirror``; these are also the values outside it): going
+#: backwards, 0 for ever, 100 while still processing, and a ``created_at`` in the
+#: future (negative elapsed) or long past.
+HOSTILE_PROGRESS = [None, -5, 0, 1, 49, 50, 99, 100, 101, 10**9]
+HOSTILE_ELAPSED = [-86_400.0, -1.0, 0.0, 1e-6, 0.5, 10.0, 3_600.0, 10**9]
+HOSTILE_POLLS = [0, 1, 7, 2_880, 10**6]
+
+
+def test_every_hostile_state_gets_a_finite_delay_between_brisk_and_poll_max():
+    for polls, progress, previous_progress, elapsed, previous_elapsed in itertools.product(
+        HOSTILE_POLLS,
+        HOSTILE_PROGRESS,
+        HOSTILE_PROGRESS,
+        HOSTILE_ELAPSED,
+        [None, *HOSTILE_ELAPSED],
+    ):
+        state = PollState(polls, elapsed, progress, previous_progress, previous_elapsed)
+        seconds = delay(state)
+        assert math.isfinite(seconds) and BRISK_SHARE * INITIAL <= seconds <= LONGEST, state

@@ -59,7 +59,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        queued = refused = done = 0
+        queued = refused = done = unqueued = 0
         for event in queryset:
             try:
                 if webhooks.replay(event):
@@ -68,6 +68,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
                     done += 1
             except webhooks.RejectedError:
                 refused += 1
+            except webhooks.NotQueuedError:
+                unqueued += 1
         if queued:
             self.message_user(
                 request,
@@ -89,6 +91,19 @@ class WebhookEventAdmin(admin.ModelAdmin):
                 )
                 % {"count": done},
                 messages.INFO,
+            )
+        if unqueued:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d delivery could not be queued: the Celery broker is "
+                    "unreachable. It is marked failed; replay it once the broker is back.",
+                    "%(count)d deliveries could not be queued: the Celery broker is "
+                    "unreachable. They are marked failed; replay them once the broker is back.",
+                    unqueued,
+                )
+                % {"count": unqueued},
+                messages.ERROR,
             )
         if refused:
             self.message_user(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -10,6 +11,8 @@ from ..exceptions import NeuralDraftConfigurationError
 from .remote import get_client
 
 IMAGE_GENERATED = "image.generated"
+_SECRET = re.compile(r"whsec_[A-Za-z0-9_]{1,200}")
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,16 @@ def register_webhook(url: str) -> RegisteredEndpoint:
     """
     validate_webhook_url(url)
     endpoint = get_client().create_webhook_endpoint(url, events=(IMAGE_GENERATED,))
-    secret = endpoint["signing_secret"]
-    if not secret.startswith("whsec_"):
+    secret, endpoint_id = endpoint["signing_secret"], endpoint["id"]
+    # Both are printed to a person's terminal: nothing but the expected characters.
+    if not _SECRET.fullmatch(secret):
         raise NeuralDraftConfigurationError(
-            "Neural Draft answered with a signing secret that is not whsec_…; "
-            "see docs/webhooks.rst."
+            "Neural Draft answered with a signing secret that is not whsec_ followed by "
+            "letters, digits or _; see docs/webhooks.rst."
         )
-    return RegisteredEndpoint(str(endpoint["id"]), str(endpoint.get("url") or url), secret)
+    if not _ENDPOINT_ID.fullmatch(endpoint_id):
+        raise NeuralDraftConfigurationError(
+            "Neural Draft answered with an endpoint id that is not 1 to 64 letters, digits, "
+            "_ or -; see docs/webhooks.rst."
+        )
+    return RegisteredEndpoint(endpoint_id, url, secret)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
 import pytest
+from celery import Celery, current_app
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
@@ -75,3 +79,31 @@ def test_a_user_with_the_permission_sees_the_action(client, failed_event):
     client.force_login(staff("view_webhookevent", "replay_webhookevent"))
     choices = client.get(reverse(CHANGELIST)).context["action_form"].fields["action"].choices
     assert "replay" in [value for value, _label in choices]
+
+
+@pytest.fixture
+def broker_down() -> Iterator[Celery]:
+    """Publish to a loopback port that refuses connections, as a web process would."""
+    previous = current_app._get_current_object()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        app = Celery("broker-down", set_as_current=False)
+        app.conf.update(broker_url=f"redis://127.0.0.1:{sock.getsockname()[1]}//")
+        app.set_current()
+        yield app
+        previous.set_current()
+        app.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_the_broker_cannot_take_is_marked_failed_and_said(
+    admin_client, failed_event, broker_down
+):
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "replay", "_selected_action": [failed_event.pk]},
+        follow=True,
+    )
+    assert "could not be queued" in response.content.decode()
+    failed_event.refresh_from_db()
+    assert (failed_event.outcome, failed_event.replays) == (WebhookOutcome.FAILED, 1)

@@ -57,6 +57,29 @@ class TestRegister:
     def test_http_is_accepted_on_loopback_for_local_work(self, neuraldraft_settings, sandbox):
         assert "Registered" in run("neuraldraft_webhook_register", "http://127.0.0.1:8000/h/")
 
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"signing_secret": "whsec_abc\x1b]0;owned\x07"},
+            {"signing_secret": "whsec_" + "a" * 5000},
+            {"id": "we_1\x1b[2J"},
+        ],
+    )
+    def test_an_answer_a_terminal_should_not_print_is_a_command_error(
+        self, neuraldraft_settings, sandbox, fields
+    ):
+        sandbox.set_fault("answer_fields", fields=fields, count=1)
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="not"):
+            call_command("neuraldraft_webhook_register", self.URL, stdout=out)
+        assert out.getvalue() == ""
+
+    def test_the_url_printed_is_the_one_registered_not_the_answers(
+        self, neuraldraft_settings, sandbox
+    ):
+        sandbox.set_fault("answer_fields", fields={"url": "https://evil.test/\x1b[2J"}, count=1)
+        assert "evil" not in run("neuraldraft_webhook_register", self.URL)
+
     def test_an_api_refusal_is_a_command_error(self, neuraldraft_settings, sandbox):
         sandbox.set_fault("status", status=403, code="forbidden", count=1)
         with pytest.raises(CommandError, match="refused"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_neuraldraft.exceptions import NeuralDraftError
+from django_neuraldraft.exceptions import NeuralDraftConfigurationError, NeuralDraftError
 from django_neuraldraft.services.webhooks import register_webhook
 
 
@@ -30,6 +30,8 @@ class Command(BaseCommand):
             raise CommandError(f"{err} Give the full URL of the receiver.") from err
         except NeuralDraftError as err:
             raise CommandError(f"Neural Draft refused the registration: {err}") from err
+        except NeuralDraftConfigurationError as err:
+            raise CommandError(str(err)) from err
         if options["json"]:
             self.stdout.write(
                 json.dumps(
