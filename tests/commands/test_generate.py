@@ -67,6 +67,8 @@ class TestWithoutWait:
             (["hero.background", "--prompt", "x", "--timeout", "5"], "only applies with --wait"),
             (["hero.background", "--prompt", "x", "--wait", "--timeout", "-1"], "positive"),
             (["hero.background", "--prompt", "x", "--aspect-ratio", "2:1"], "invalid choice"),
+            (["hero.background", "--prompt", "   "], "has no prompt"),
+            (["hero.background", "--prompt", "x", "--style", "s" * 101], "at most 100"),
         ],
     )
     def test_bad_input_changes_nothing(self, sandbox, args, message):
@@ -75,15 +77,20 @@ class TestWithoutWait:
 
         assert raised.value.returncode == 1
         assert not Job.objects.exists()
+        assert not ImageKey.objects.exists()
         assert sandbox.requests == []
 
     def test_the_daily_budget_is_kept(self, sandbox, settings):
         settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 10}
 
+        ImageKey.objects.create(key="hero.background", prompt="A quiet harbour")
+
         with pytest.raises(CommandError, match="DAILY_CREDIT_BUDGET"):
-            generate("hero.background", "--prompt", "A quiet harbour")
+            generate("hero.background", "--prompt", "A harbour at dusk", "--alt-text", "Dusk")
 
         assert not Job.objects.exists()
+        image_key = ImageKey.objects.get()
+        assert (image_key.prompt, image_key.alt_text) == ("A quiet harbour", "")
 
 
 class TestWait:
