@@ -32,6 +32,7 @@ class TestPull:
             run("neuraldraft_pull", "nothing.here", "hero.background")
 
         assert ImageKey.objects.get(key="hero.background").current is not None
+        assert not ImageKey.objects.filter(key="nothing.here").exists()
 
     def test_an_invalid_key_changes_nothing(self, run, sandbox):
         with pytest.raises(CommandError, match="not a valid image key"):
