@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from django_neuraldraft import services
+from tests.test_generation_broker import broker_down, closed_port  # noqa: F401 - fixtures
 
 
 @pytest.fixture

@@ -210,3 +210,14 @@ def test_notes_explain_why_a_key_is_not_generated(run, tmp_path, make_image):
     assert [step["actions"] for step in steps] == [["update"], ["update"]]
     assert steps[0]["note"].startswith("a generation from other settings is running")
     assert steps[1]["note"].startswith("the image on show has no recorded prompt")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_is_reported_after_the_changes(run, images_toml, broker_down):
+    with pytest.raises(CommandError, match="neuraldraft_refresh to send them now"):
+        run("neuraldraft_apply", str(images_toml), "--yes")
+
+    assert ImageKey.objects.count() == 3
+    assert Job.objects.filter(remote_id__isnull=True).count() == 2
+    again = run("neuraldraft_apply", str(images_toml), "--yes")
+    assert "Plan: 0 to create, 0 to update, 0 to generate (0 credits), 3 unchanged." in again

@@ -93,6 +93,25 @@ class TestWithoutWait:
         assert (image_key.prompt, image_key.alt_text) == ("A quiet harbour", "")
 
 
+@pytest.mark.django_db(transaction=True)
+class TestBrokerDown:
+    """The job is committed, so queueing it really runs, against a broker that is down."""
+
+    def test_without_wait_the_saved_job_is_reported(self, sandbox, broker_down):
+        with pytest.raises(CommandError, match=r"pass --wait or run manage\.py"):
+            generate("hero.background", "--prompt", "A quiet harbour")
+
+        job = Job.objects.get()
+        assert (job.status, job.remote_id) == (JobStatus.PENDING, None)
+        assert sandbox.requests == []
+
+    def test_wait_sends_the_job_itself(self, sandbox, broker_down):
+        output = generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+
+        assert ImageKey.objects.get().current is not None
+        assert "now shows" in output
+
+
 class TestWait:
     def test_binds_the_image_without_a_worker_and_prints_lines_off_a_terminal(self, sandbox):
         output = generate("hero.background", "--prompt", "A quiet harbour", "--wait")

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from ... import manifest
-from ...exceptions import CreditBudgetExceededError
+from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
 from ...manifest import GENERATE, UNCHANGED, UPDATE, ManifestError, Plan
 from ..base import dump_json
 
@@ -60,6 +60,18 @@ class Command(BaseCommand):
                 jobs = manifest.apply(entries, plan)
             except (ManifestError, CreditBudgetExceededError) as err:
                 raise CommandError(str(err)) from None
+            except BrokerUnavailableError as err:
+                # The changes and the jobs are committed; only queueing failed.
+                if options["json"]:
+                    self.stdout.write(dump_json(as_json(plan, applied=True)))
+                raise CommandError(
+                    _(
+                        "Applied, but the Celery broker is unreachable, so the %(count)d "
+                        "generation(s) are saved and not sent: %(error)s Run manage.py "
+                        "neuraldraft_refresh to send them now."
+                    )
+                    % {"count": plan.generations, "error": err}
+                ) from err
             applied = True
             if not options["json"]:
                 self.stdout.write(

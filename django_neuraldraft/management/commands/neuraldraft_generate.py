@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from ... import conf, services
 from ...choices import JobStatus
 from ...client.types import ASPECT_RATIOS
-from ...exceptions import CreditBudgetExceededError
+from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
 from ...models import Job
 from ...services.watching import wait_for
 from ..base import EXIT_INTERRUPTED, EXIT_TIMED_OUT, checked_keys, user_error
@@ -71,6 +71,20 @@ class Command(BaseCommand):
             )
         except (ValidationError, CreditBudgetExceededError) as err:
             raise user_error(err) from err
+        except BrokerUnavailableError as err:
+            if not options["wait"]:
+                raise CommandError(
+                    _(
+                        "%(error)s To send it now, pass --wait or run manage.py "
+                        "neuraldraft_refresh."
+                    )
+                    % {"error": err}
+                ) from err
+            self.stderr.write(
+                _("The Celery broker is unreachable; sending job %(job)s from here.")
+                % {"job": err.job_pk}
+            )
+            job = Job.objects.get(pk=err.job_pk)
         if job.created_at < asked_at:
             self.stdout.write(
                 _("A generation of %(key)s is already running (%(job)s); not starting another.")
