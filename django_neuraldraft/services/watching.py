@@ -21,6 +21,7 @@ from typing import Any
 from ..choices import JobStatus
 from ..client import JobEvent
 from ..models import ImageVersion, Job
+from ..terminal import printable
 from . import rendition_chain
 from .generation import submit
 from .polling import poll_once
@@ -68,10 +69,7 @@ def clean_progress(value: Any, default: int = 0) -> int:
 
 def clean_message(value: Any) -> str:
     """A message from the network without control characters, so it cannot drive a terminal."""
-    if not isinstance(value, str):
-        return ""
-    printable = "".join(char if char.isprintable() else " " for char in value[: MESSAGE_LIMIT * 2])
-    return " ".join(printable.split())[:MESSAGE_LIMIT]
+    return printable(value, MESSAGE_LIMIT) if isinstance(value, str) else ""
 
 
 def wait_for(

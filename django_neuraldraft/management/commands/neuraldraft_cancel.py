@@ -11,6 +11,7 @@ from ... import services
 from ...choices import JobStatus
 from ...exceptions import NeuralDraftError
 from ...models import Job
+from ...terminal import printable
 
 
 class Command(BaseCommand):
@@ -28,7 +29,8 @@ class Command(BaseCommand):
             job = services.cancel(job)
         except NeuralDraftError as err:
             raise CommandError(
-                _("Neural Draft did not cancel %(job)s: %(error)s") % {"job": job, "error": err}
+                _("Neural Draft did not cancel %(job)s: %(error)s")
+                % {"job": printable(job), "error": printable(err)}
             ) from err
         if not job.is_terminal and job.cancel_requested_at is not None:
             self.stdout.write(
@@ -42,9 +44,11 @@ class Command(BaseCommand):
         if job.status != JobStatus.CANCELLED:
             raise CommandError(
                 _("Job %(job)s had already ended: %(status)s.")
-                % {"job": job, "status": job.status}
+                % {"job": printable(job), "status": job.status}
             )
-        self.stdout.write(self.style.SUCCESS(_("Job %(job)s is cancelled.") % {"job": job}))
+        self.stdout.write(
+            self.style.SUCCESS(_("Job %(job)s is cancelled.") % {"job": printable(job)})
+        )
 
     def find(self, target: str) -> Job:
         job = Job.objects.filter(remote_id=target).first()

@@ -16,6 +16,7 @@ from ...client.types import ASPECT_RATIOS
 from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
 from ...models import Job
 from ...services.watching import wait_for
+from ...terminal import printable
 from ..base import EXIT_INTERRUPTED, EXIT_TIMED_OUT, checked_keys, user_error
 from ..progress import ProgressDisplay
 
@@ -88,7 +89,7 @@ class Command(BaseCommand):
         if job.created_at < asked_at:
             self.stdout.write(
                 _("A generation of %(key)s is already running (%(job)s); not starting another.")
-                % {"key": key, "job": job}
+                % {"key": key, "job": printable(job)}
             )
         else:
             self.stdout.write(
@@ -117,7 +118,7 @@ class Command(BaseCommand):
                     "Stopped waiting. Job %(job)s goes on at Neural Draft; a worker, "
                     "manage.py neuraldraft_refresh or the sweep binds its image."
                 )
-                % {"job": job},
+                % {"job": printable(job)},
                 returncode=EXIT_INTERRUPTED,
             ) from None
         display.finish()
@@ -132,7 +133,7 @@ class Command(BaseCommand):
                         "file": version.file.name,
                         "width": version.width,
                         "height": version.height,
-                        "job": job,
+                        "job": printable(job),
                     }
                 )
             )
@@ -143,16 +144,16 @@ class Command(BaseCommand):
                     "Job %(job)s is still %(status)s after %(seconds)g seconds; it goes on. "
                     "Check it with manage.py neuraldraft_status %(key)s."
                 )
-                % {"job": job, "status": job.status, "seconds": timeout, "key": key},
+                % {"job": printable(job), "status": job.status, "seconds": timeout, "key": key},
                 returncode=EXIT_TIMED_OUT,
             )
         if job.status == JobStatus.CANCELLED:
-            raise CommandError(_("Job %(job)s was cancelled.") % {"job": job})
+            raise CommandError(_("Job %(job)s was cancelled.") % {"job": printable(job)})
         raise CommandError(
             _("Job %(job)s failed: %(message)s (%(code)s).")
             % {
-                "job": job,
-                "message": job.error_message or _("no reason given"),
-                "code": job.error_code or job.status,
+                "job": printable(job),
+                "message": printable(job.error_message) or _("no reason given"),
+                "code": printable(job.error_code) or job.status,
             }
         )

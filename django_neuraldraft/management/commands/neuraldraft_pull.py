@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from ... import services
 from ...exceptions import NeuralDraftError, NotFoundError
 from ...models import ImageKey
+from ...terminal import printable
 from ..base import checked_keys
 
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                 continue
             except NeuralDraftError as err:
                 failed.append(key)
-                self.stderr.write(_("%(key)s: %(error)s") % {"key": key, "error": err})
+                self.stderr.write(_("%(key)s: %(error)s") % {"key": key, "error": printable(err)})
                 continue
             if before == version.pk:
                 self.stdout.write(_("%(key)s: already shows that image.") % {"key": key})

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from ...choices import JobStatus
 from ...services.refreshing import Refreshed, refresh_jobs
+from ...terminal import printable
 from ..base import checked_keys, existing_image_keys
 
 
@@ -48,11 +49,11 @@ class Command(BaseCommand):
 
     def describe(self, result: Refreshed) -> str:
         job = result.job
-        label = f"{job.image_key or '-'} {job}"
+        label = f"{job.image_key or '-'} {printable(job)}"
         if result.error:
             return self.style.WARNING(
                 _("%(label)s: Neural Draft could not be reached (%(error)s); next run retries.")
-                % {"label": label, "error": result.error}
+                % {"label": label, "error": printable(result.error)}
             )
         if result.version is not None:
             return self.style.SUCCESS(
@@ -61,6 +62,6 @@ class Command(BaseCommand):
         if job.status == JobStatus.FAILED:
             return self.style.ERROR(
                 _("%(label)s: failed: %(message)s")
-                % {"label": label, "message": job.error_message or job.error_code}
+                % {"label": label, "message": printable(job.error_message or job.error_code)}
             )
         return f"{label}: {job.status} {job.progress}%"

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from ... import services
 from ...models import ImageKey, ImageVersion
 from ...services.history import previous_version
+from ...terminal import printable
 from ..base import checked_keys, existing_image_keys, user_error
 
 
@@ -60,8 +61,9 @@ class Command(BaseCommand):
     def list_versions(self, image_key: ImageKey) -> None:
         for version in image_key.versions.order_by("-created_at", "-pk"):
             marker = "*" if version.pk == image_key.current_id else " "
+            prompt = printable(version.prompt, 60)
             self.stdout.write(
                 f"{marker} {version.pk:>6}  {version.created_at:%Y-%m-%d %H:%M}  "
-                f"{version.origin:<9}  {version.file.name}  {version.prompt[:60]}".rstrip()
+                f"{version.origin:<9}  {version.file.name}  {prompt}".rstrip()
             )
         self.stdout.write(_("* marks the image on show. Pass --to VERSION_ID or --previous."))

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils.translation import gettext as _
 
 from ...template_scan import ScanReport, create_missing, scan
+from ...terminal import printable
 from ..base import dump_json
 
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
             % {"keys": len(keys), "uses": len(report.uses)}
         )
         for key in report.missing:
-            where = ", ".join(f"{use.template}:{use.line}" for use in keys[key])
+            where = ", ".join(f"{printable(use.template)}:{use.line}" for use in keys[key])
             if key in created:
                 self.stdout.write(self.style.SUCCESS(_("created: %(key)s") % {"key": key}))
             else:
@@ -58,19 +59,19 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.ERROR(
                     _("invalid key %(key)r at %(template)s:%(line)d")
-                    % {"key": use.key, "template": use.template, "line": use.line}
+                    % {"key": use.key, "template": printable(use.template), "line": use.line}
                 )
             )
         for use in report.dynamic:
             self.stdout.write(
                 _("key from a variable at %(template)s:%(line)d (not checked)")
-                % {"template": use.template, "line": use.line}
+                % {"template": printable(use.template), "line": use.line}
             )
         for template, reason in report.unreadable:
             self.stdout.write(
                 self.style.WARNING(
                     _("could not read %(template)s: %(reason)s")
-                    % {"template": template, "reason": reason}
+                    % {"template": printable(template), "reason": printable(reason)}
                 )
             )
         if report.missing and not created:

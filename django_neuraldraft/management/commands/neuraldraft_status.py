@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from ...models import ImageVersion, Job
 from ...services.overview import KeyStatus, key_statuses
+from ...terminal import printable
 from ..base import EXIT_FAILED, checked_keys, dump_json, existing_image_keys
 
 
@@ -68,10 +69,10 @@ class Command(BaseCommand):
             lines.append(
                 _("  running: %(job)s, %(status)s %(progress)d%% %(message)s")
                 % {
-                    "job": job,
+                    "job": printable(job),
                     "status": job.status,
                     "progress": job.progress,
-                    "message": job.message,
+                    "message": printable(job.message),
                 }
             )
         if status.failed and status.latest_job is not None:
@@ -79,7 +80,11 @@ class Command(BaseCommand):
             lines.append(
                 self.style.ERROR(
                     _("  last job failed: %(job)s: %(message)s (%(code)s)")
-                    % {"job": job, "message": job.error_message, "code": job.error_code}
+                    % {
+                        "job": printable(job),
+                        "message": printable(job.error_message),
+                        "code": printable(job.error_code),
+                    }
                 )
             )
         return "\n".join(line.rstrip() for line in lines)
