@@ -29,8 +29,7 @@ from django.utils.translation import gettext as _
 from . import conf
 from .exceptions import CreditBudgetExceededError
 from .models import ImageKey, Job
-from .services import credits_left_today, request_generation
-from .services.generation import _generation_params
+from .services import credits_left_today, generation_params, request_generation
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -292,7 +291,7 @@ def _needs_generation(target: ImageKey, image_key: ImageKey | None) -> tuple[boo
         return False, _("no prompt: nothing to generate")
     # The one rule for what a generation sends (key fields, then the site defaults),
     # so the plan compares with exactly what request_generation would ask for.
-    params = _generation_params(target, None, None, None)
+    params = generation_params(target, None, None, None)
     if image_key is None:
         return True, ""
     running = image_key.jobs.in_flight().first()

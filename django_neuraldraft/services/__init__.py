@@ -16,6 +16,7 @@ finished image into storage, :mod:`.versions` which image a key shows and
 from .generation import (
     credits_left_today,
     generate,
+    generation_params,
     get_or_create_image_key,
     request_generation,
     submit,
@@ -43,6 +44,7 @@ __all__ = [
     "discard",
     "fail",
     "generate",
+    "generation_params",
     "get_client",
     "get_or_create_image_key",
     "give_up_if_overdue",

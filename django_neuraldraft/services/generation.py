@@ -75,10 +75,14 @@ def _check_aspect_ratio(aspect_ratio: Any) -> None:
         )
 
 
-def _generation_params(
+def generation_params(
     image_key: ImageKey, prompt: str | None, style: str | None, aspect_ratio: str | None
 ) -> dict[str, str]:
-    """What will be sent for ``image_key``, validated; nothing is written here."""
+    """What will be sent for ``image_key``, validated; nothing is written here.
+
+    The arguments given, else the key's fields, else the site defaults: the one
+    rule, which ``manifest`` also plans with.
+    """
     prompt = _check_prompt(prompt if prompt is not None else image_key.prompt, image_key.key)
     aspect_ratio = aspect_ratio or image_key.aspect_ratio or conf.default_aspect_ratio()
     _check_aspect_ratio(aspect_ratio)
@@ -117,7 +121,7 @@ def request_generation(
     for a second one.
     """
     image_key = _existing_or_new_key(image_key)
-    params = _generation_params(image_key, prompt, style, aspect_ratio)
+    params = generation_params(image_key, prompt, style, aspect_ratio)
     cost = conf.credits_per_image()
     with transaction.atomic():
         if image_key.pk is None:
@@ -316,7 +320,7 @@ def generate(
     }
     for name, value in changed.items():
         setattr(image_key, name, value)
-    _generation_params(image_key, None, None, None)
+    generation_params(image_key, None, None, None)
     image_key.full_clean(validate_unique=False)
     with transaction.atomic():
         stored, _created = ImageKey.objects.get_or_create(key=image_key.key)

@@ -221,3 +221,13 @@ def test_a_broker_that_is_down_is_reported_after_the_changes(run, images_toml, b
     assert Job.objects.filter(remote_id__isnull=True).count() == 2
     again = run("neuraldraft_apply", str(images_toml), "--yes")
     assert "Plan: 0 to create, 0 to update, 0 to generate (0 credits), 3 unchanged." in again
+
+
+def test_the_plan_compares_with_what_a_generation_sends(settings, sandbox):
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DEFAULT_STYLE": "watercolour"}
+    image_key = ImageKey.objects.create(key="home.hero", prompt=" A harbour ")
+
+    job = services.request_generation(image_key)
+
+    assert services.generation_params(image_key, None, None, None) == job.params
+    assert job.params["style"] == "watercolour"
