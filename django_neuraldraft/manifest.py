@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,6 +36,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+#: The largest manifest read, in bytes: a list of image keys takes a few kilobytes.
+MAX_BYTES = 1024 * 1024
 
 #: The fields a key's table may set, in the order the plan shows them.
 FIELDS = ("prompt", "style", "aspect_ratio", "alt_text")
@@ -102,6 +106,46 @@ class Plan:
 
     def count(self, action: str) -> int:
         return sum(action in step.actions for step in self.steps)
+
+
+def read(path: Path) -> str:
+    """The text of the manifest at ``path``, for :func:`load`.
+
+    ``ManifestError`` when it cannot be read, is over :data:`MAX_BYTES` (it is
+    refused unread), or is not UTF-8 (the line of the first bad byte is given).
+    A byte-order mark, which some editors write, is allowed.
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise ManifestError(
+            [Problem(_("Cannot read the file: %(error)s.") % {"error": err.strerror or err})]
+        ) from None
+    if len(data) > MAX_BYTES:
+        raise ManifestError(
+            [
+                Problem(
+                    _(
+                        "The file is over %(limit)d bytes, too large for a list of image "
+                        "keys; split it and apply each part."
+                    )
+                    % {"limit": MAX_BYTES}
+                )
+            ]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ManifestError(
+            [
+                Problem(
+                    _("Byte 0x%(byte)02x is not UTF-8; save the file as UTF-8.")
+                    % {"byte": data[err.start]},
+                    data.count(b"\n", 0, err.start) + 1,
+                )
+            ]
+        ) from None
 
 
 def load(text: str) -> list[Entry]:
@@ -181,8 +225,6 @@ def _entry(key: str, table: Any, lines: _LineIndex, problems: list[Problem]) -> 
             )
         else:
             fields[name] = value.strip()
-    if len(problems) > found:
-        return None
     try:
         ImageKey(key=key, **fields).clean_fields(exclude=["current"])
     except ValidationError as err:
@@ -191,6 +233,7 @@ def _entry(key: str, table: Any, lines: _LineIndex, problems: list[Problem]) -> 
             problems.extend(
                 Problem(f"{key}: {name}: {message}", where or line) for message in messages
             )
+    if len(problems) > found:
         return None
     return Entry(key, fields, line)
 
@@ -208,10 +251,12 @@ class _LineIndex:
     _HEADER = re.compile(rf"^\s*\[\s*images\s*\.\s*{_KEY}[^\]]*\]")
     _ANY_HEADER = re.compile(r"^\s*\[")
     _ASSIGNMENT = re.compile(rf"^\s*{_KEY}\s*=")
+    _TOP_HEADER = re.compile(rf"^\s*\[+\s*{_KEY}")
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
         self.tables: dict[str, tuple[int, int]] = {}
+        self.top: dict[str, int] = {}
         starts = [i for i, line in enumerate(self.lines) if self._ANY_HEADER.match(line)]
         for position, start in enumerate(starts):
             match = self._HEADER.match(self.lines[start])
@@ -219,6 +264,12 @@ class _LineIndex:
                 continue
             end = starts[position + 1] if position + 1 < len(starts) else len(self.lines)
             self.tables.setdefault(_bare(match.group(1)), (start, end))
+        for index, line in enumerate(self.lines):
+            match = self._TOP_HEADER.match(line)
+            if match is None and (not starts or index < starts[0]):
+                match = self._ASSIGNMENT.match(line)
+            if match is not None:
+                self.top.setdefault(_bare(match.group(1)), index + 1)
 
     def table(self, key: str) -> int | None:
         span = self.tables.get(key)
@@ -235,8 +286,7 @@ class _LineIndex:
         return None
 
     def top_level(self, name: str) -> int | None:
-        pattern = re.compile(rf"^\s*(\[+\s*{re.escape(name)}\b|{re.escape(name)}\s*=)")
-        return next((i + 1 for i, line in enumerate(self.lines) if pattern.match(line)), None)
+        return self.top.get(name)
 
 
 def _bare(key: str) -> str:

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management.base import CommandError
 
-from django_neuraldraft import services
+from django_neuraldraft import manifest, services
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -176,11 +176,27 @@ def test_the_daily_budget_is_checked_before_anything_changes(run, images_toml, s
         ),
         ('[pages]\nx = 1\n[images."a"]\nprompt = "x"\n', ["1: Unknown table 'pages'"]),
         ("# nothing\n", [" No image keys"]),
+        (
+            '[images."home.hero"]\nprompt = 3\naspect_ratio = "2:1"\n',
+            ["2: home.hero: prompt must be a string", "3: home.hero: aspect_ratio: Value '2:1'"],
+        ),
+        (
+            '[images."home.hero"]\nprompt = "x"\nprompt = "y"\n',
+            ["3: Cannot overwrite a value"],
+        ),
+        (
+            '[images."home.hero"]\nprompt = "x"\n[images."home.hero"]\nstyle = "y"\n',
+            ["3: Cannot declare ('images', 'home.hero') twice"],
+        ),
+        (
+            '[images."home.hero"]\nprompt = "x"\n\n[images."team.photo"]\nprompt = "caf\xe9"\n',
+            ["5: Byte 0xe9 is not UTF-8; save the file as UTF-8."],
+        ),
     ],
 )
 def test_bad_files_get_errors_with_line_numbers(run, tmp_path, text, errors):
     path = tmp_path / "images.toml"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))
 
     with pytest.raises(CommandError) as raised:
         run("neuraldraft_apply", str(path), "--yes")
@@ -191,8 +207,41 @@ def test_bad_files_get_errors_with_line_numbers(run, tmp_path, text, errors):
 
 
 def test_a_missing_file(run, tmp_path):
-    with pytest.raises(CommandError, match="Cannot read"):
+    with pytest.raises(CommandError, match="Cannot read the file: No such file or directory"):
         run("neuraldraft_apply", str(tmp_path / "nothing.toml"))
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(run, tmp_path):
+    path = tmp_path / "images.toml"
+    path.write_text(IMAGES + "#" * manifest.MAX_BYTES)
+
+    with pytest.raises(CommandError, match="split it and apply each part"):
+        run("neuraldraft_apply", str(path), "--yes")
+
+    assert not ImageKey.objects.exists()
+
+
+def test_a_byte_order_mark_is_allowed(run, tmp_path):
+    path = tmp_path / "images.toml"
+    path.write_text(IMAGES, encoding="utf-8-sig")
+
+    assert "3 to create" in run("neuraldraft_apply", str(path), "--dry-run")
+
+
+def test_a_file_with_thousands_of_problems_shows_the_first_ones(run, tmp_path):
+    path = tmp_path / "images.toml"
+    path.write_text("".join(f"name{i} = 1\n" for i in range(3000)) + IMAGES)
+
+    with pytest.raises(CommandError) as raised:
+        run("neuraldraft_apply", str(path), "--yes")
+
+    lines = str(raised.value).splitlines()
+    assert (
+        lines[0]
+        == f"{path}:1: Unknown table 'name0'; the file holds [images.\"<key>\"] tables only."
+    )
+    assert lines[19].startswith(f"{path}:20: Unknown table 'name19'")
+    assert lines[20:] == ["... and 2980 more problem(s)."]
 
 
 def test_notes_explain_why_a_key_is_not_generated(run, tmp_path, make_image):

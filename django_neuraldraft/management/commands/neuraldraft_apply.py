@@ -11,8 +11,11 @@ from django.utils.translation import gettext as _
 
 from ... import manifest
 from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
-from ...manifest import GENERATE, UNCHANGED, UPDATE, ManifestError, Plan
+from ...manifest import GENERATE, UNCHANGED, UPDATE, ManifestError, Plan, Problem
 from ..base import dump_json
+
+#: Problems of a bad file printed; a file that is not a manifest at all has thousands.
+PROBLEMS_SHOWN = 20
 
 
 class Command(BaseCommand):
@@ -33,22 +36,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise CommandError(
-                _("Cannot read %(path)s: %(error)s") % {"path": path, "error": err}
-            ) from None
-        try:
-            entries = manifest.load(text)
+            entries = manifest.load(manifest.read(path))
         except ManifestError as err:
-            raise CommandError(
-                "\n".join(
-                    f"{path}:{problem.line}: {problem.message}"
-                    if problem.line
-                    else f"{path}: {problem.message}"
-                    for problem in err.problems
-                )
-            ) from None
+            raise CommandError(describe_problems(path, err.problems)) from None
         plan = manifest.plan(entries)
         applied = False
         if not options["json"]:
@@ -118,6 +108,21 @@ class Command(BaseCommand):
         answer = input(_("Spend %(credits)d credits? [y/N] ") % {"credits": plan.credits})
         if answer.strip().lower() not in ("y", "yes"):
             raise CommandError(_("Nothing applied."))
+
+
+def describe_problems(path: Path, problems: list[Problem]) -> str:
+    """One line per problem, ``FILE:LINE: message``, the first :data:`PROBLEMS_SHOWN` only."""
+    lines = [
+        f"{path}:{problem.line}: {problem.message}"
+        if problem.line
+        else f"{path}: {problem.message}"
+        for problem in problems[:PROBLEMS_SHOWN]
+    ]
+    if len(problems) > PROBLEMS_SHOWN:
+        lines.append(
+            _("... and %(count)d more problem(s).") % {"count": len(problems) - PROBLEMS_SHOWN}
+        )
+    return "\n".join(lines)
 
 
 def as_json(plan: Plan, applied: bool) -> dict[str, Any]:
