@@ -35,6 +35,10 @@ MESSAGE_LIMIT = 200
 #: Seconds between submit attempts while Neural Draft cannot be reached.
 _SUBMIT_RETRY = 2.0
 
+#: Longest single wait for the stream's next event; the deadline is checked after
+#: each. A time-out beyond ``threading.TIMEOUT_MAX`` would overflow a lock's wait.
+_LONGEST_BLOCK = 60.0
+
 
 @dataclass(frozen=True)
 class Update:
@@ -155,9 +159,9 @@ class _Watcher:
                 if remaining <= 0:
                     return False
                 try:
-                    item = events.get(timeout=remaining)
+                    item = events.get(timeout=min(remaining, _LONGEST_BLOCK))
                 except queue.Empty:
-                    return False
+                    continue
                 if item is None:
                     return True
                 if isinstance(item, BaseException):

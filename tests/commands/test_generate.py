@@ -66,6 +66,7 @@ class TestWithoutWait:
             (["hero.background"], "has no prompt"),
             (["hero.background", "--prompt", "x", "--timeout", "5"], "only applies with --wait"),
             (["hero.background", "--prompt", "x", "--wait", "--timeout", "-1"], "positive"),
+            (["hero.background", "--prompt", "x", "--wait", "--timeout", "inf"], "positive"),
             (["hero.background", "--prompt", "x", "--aspect-ratio", "2:1"], "invalid choice"),
             (["hero.background", "--prompt", "   "], "has no prompt"),
             (["hero.background", "--prompt", "x", "--style", "s" * 101], "at most 100"),
@@ -125,6 +126,11 @@ class TestWait:
         assert progress[0].startswith("hero.background: pending")
         assert any(" 100%" in line for line in progress)
         assert "\r" not in output
+
+    def test_a_timeout_longer_than_a_lock_can_wait_is_fine(self, sandbox):
+        output = generate("hero.background", "--prompt", "x", "--wait", "--timeout", "1e300")
+
+        assert "now shows" in output
 
     def test_follows_the_event_stream_and_polls_once_at_the_end(self, sandbox):
         generate("hero.background", "--prompt", "A quiet harbour", "--wait")

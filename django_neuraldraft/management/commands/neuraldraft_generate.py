@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,7 +27,7 @@ def _positive_seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:
         raise argparse.ArgumentTypeError(
             _("%(value)r is not a positive number of seconds.") % {"value": value}
         )
