@@ -55,13 +55,15 @@ class WaitOutcome:
 
     ``version`` is the image bound to the key, if the job's image is bound;
     ``timed_out`` says the wait ended before the job did (the job goes on);
-    ``streamed`` says progress came from the event stream rather than polls.
+    ``streamed`` says progress came from the event stream rather than polls;
+    ``send_error`` is why the job could not be sent, when it never was.
     """
 
     job: Job
     version: ImageVersion | None
     timed_out: bool
     streamed: bool
+    send_error: str = ""
 
 
 def clean_progress(value: Any, default: int = 0) -> int:
@@ -100,6 +102,7 @@ class _Watcher:
         self.on_update = on_update
         self.last: Update | None = None
         self.streamed = False
+        self.send_error = ""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -131,6 +134,7 @@ class _Watcher:
                 self.job = submit(self.job)
             except TRANSIENT_ERRORS as err:
                 logger.info("Submitting job %s failed for now: %s", self.job.pk, err)
+                self.send_error = str(err)
                 if self.remaining() <= _SUBMIT_RETRY:
                     return False
                 time.sleep(_SUBMIT_RETRY)
@@ -205,7 +209,8 @@ class _Watcher:
         self.job.refresh_from_db()
         if version is None:
             version = ImageVersion.objects.filter(job=self.job).first()
-        return WaitOutcome(self.job, version, timed_out, self.streamed)
+        send_error = self.send_error if self.job.remote_id is None else ""
+        return WaitOutcome(self.job, version, timed_out, self.streamed, send_error)
 
 
 def _read_stream(

@@ -127,6 +127,18 @@ class TestWait:
         assert any(" 100%" in line for line in progress)
         assert "\r" not in output
 
+    def test_an_api_that_cannot_be_reached_is_named_at_the_timeout(self, sandbox):
+        sandbox.set_fault("status", status=503, method="POST", path="/v1/images")
+
+        with pytest.raises(CommandError) as raised:
+            generate("hero.background", "--prompt", "x", "--wait", "--timeout", "1")
+
+        assert raised.value.returncode == 3
+        assert "was not sent in 1 seconds: Neural Draft could not be reached (503" in str(
+            raised.value
+        )
+        assert Job.objects.get().status == JobStatus.PENDING
+
     def test_a_timeout_longer_than_a_lock_can_wait_is_fine(self, sandbox):
         output = generate("hero.background", "--prompt", "x", "--wait", "--timeout", "1e300")
 

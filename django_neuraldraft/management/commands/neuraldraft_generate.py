@@ -139,6 +139,16 @@ class Command(BaseCommand):
                 )
             )
             return
+        if outcome.timed_out and outcome.send_error:
+            raise CommandError(
+                _(
+                    "Job %(job)s is saved but was not sent in %(seconds)g seconds: Neural Draft "
+                    "could not be reached (%(error)s). A worker, manage.py neuraldraft_refresh "
+                    "or the sweep sends it."
+                )
+                % {"job": job.pk, "seconds": timeout, "error": printable(outcome.send_error)},
+                returncode=EXIT_TIMED_OUT,
+            )
         if outcome.timed_out:
             raise CommandError(
                 _(
