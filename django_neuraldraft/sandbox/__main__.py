@@ -7,7 +7,12 @@ import logging
 import sys
 
 from django_neuraldraft.sandbox import SANDBOX_API_KEY
-from django_neuraldraft.sandbox.cli import add_arguments, build_server, serve_until_interrupted
+from django_neuraldraft.sandbox.cli import (
+    add_arguments,
+    build_server,
+    serve_until_interrupted,
+    start,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         server, faults = build_server(args)
     except ValueError as err:
         parser.error(str(err))
+    try:
+        start(server, args)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 1
     with server:
         print(f"Neural Draft sandbox running at {server.base_url}", flush=True)
         print(f"API key: {SANDBOX_API_KEY}", flush=True)

@@ -18,11 +18,21 @@ def _rate_limit(value: str) -> int | None:
     return None if value.lower() in ("off", "none", "0") else int(value)
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0 to 65535).")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox's options to ``parser`` (an ``argparse`` or Django command parser)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=8765, help="port to bind, 0 for any free one (default: 8765)"
+        "--port", type=_port, default=8765, help="port to bind, 0 for any free one (default: 8765)"
     )
     parser.add_argument(
         "--job-seconds", type=float, default=3.0, help="how long a generation job runs"
@@ -84,6 +94,17 @@ def build_server(options: argparse.Namespace) -> tuple[SandboxServer, list[Fault
     )
     faults = [server.set_fault(kind, **params) for kind, params in map(parse_spec, options.fault)]
     return server, faults
+
+
+def start(server: SandboxServer, options: argparse.Namespace) -> None:
+    """Start ``server``; ``ValueError`` saying to pick another ``--port`` if it cannot listen."""
+    try:
+        server.start()
+    except OSError as err:
+        raise ValueError(
+            f"Cannot listen on {options.host}:{options.port} ({err.strerror or err}); "
+            "pick another --port."
+        ) from err
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

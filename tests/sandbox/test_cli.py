@@ -83,3 +83,28 @@ class TestCommandLine:
         )
         assert result.returncode == 2
         assert "job_seconds" in result.stderr
+
+    def test_a_port_out_of_range_is_a_usage_error(self):
+        result = subprocess.run(
+            [*COMMAND, "--port", "99999"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "'99999' is not a port (0 to 65535)" in result.stderr
+
+    def test_a_port_in_use_says_to_pick_another(self, sandbox_server):
+        result = subprocess.run(
+            [*COMMAND, "--port", str(sandbox_server.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            f"Cannot listen on 127.0.0.1:{sandbox_server.port} (Address already in use); "
+            "pick another --port."
+        )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from ...sandbox import SANDBOX_API_KEY
-from ...sandbox.cli import add_arguments, build_server, serve_until_interrupted
+from ...sandbox.cli import add_arguments, build_server, serve_until_interrupted, start
 
 
 class Command(BaseCommand):
@@ -24,17 +24,12 @@ class Command(BaseCommand):
         add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        arguments = argparse.Namespace(**options)
         try:
-            server, faults = build_server(argparse.Namespace(**options))
+            server, faults = build_server(arguments)
+            start(server, arguments)
         except ValueError as err:
             raise CommandError(str(err)) from err
-        try:
-            server.start()
-        except OSError as err:
-            raise CommandError(
-                _("Cannot listen on %(host)s:%(port)s (%(error)s); pick another --port.")
-                % {"host": options["host"], "port": options["port"], "error": err}
-            ) from err
         with server:
             self.stdout.write(
                 _("Neural Draft sandbox running at %(url)s") % {"url": server.base_url}
