@@ -25,8 +25,8 @@ from .remote import TRANSIENT_ERRORS
 class Refreshed:
     """What one job got: ``step`` is ``submit`` or ``poll``; ``version`` the image it bound.
 
-    ``error`` is set when Neural Draft could not be reached; the job is left
-    for the next run.
+    ``error`` is set when Neural Draft could not be reached or refused the
+    request (a revoked key, say); the job is left for the next run.
     """
 
     job: Job

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from django_neuraldraft import services
@@ -59,6 +62,18 @@ class TestRefresh:
             run("neuraldraft_refresh", "--all")
 
         assert Job.objects.get().status == JobStatus.PENDING
+
+    def test_a_refusal_is_not_called_unreachable(self, run, sandbox):
+        job = services.submit(services.generate("hero.background", prompt="A harbour"))
+        sandbox.set_fault("status", status=401, path="/v1/jobs")
+
+        out = StringIO()
+        with pytest.raises(CommandError, match="could not be followed"):
+            call_command("neuraldraft_refresh", "--all", stdout=out)
+
+        line = out.getvalue().splitlines()[0]
+        assert line.startswith(f"hero.background {job.remote_id}: not followed now: 401 unauth")
+        assert line.endswith("; the next run tries again.")
 
     @pytest.mark.parametrize(
         ("args", "message"),
