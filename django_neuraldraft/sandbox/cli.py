@@ -9,6 +9,7 @@ import signal
 import time
 from types import FrameType
 
+from django_neuraldraft.arguments import number
 from django_neuraldraft.sandbox.faults import KINDS, Fault, parse_spec
 from django_neuraldraft.sandbox.images import RENDER_FORMATS
 from django_neuraldraft.sandbox.server import SandboxServer
@@ -18,21 +19,14 @@ def _rate_limit(value: str) -> int | None:
     return None if value.lower() in ("off", "none", "0") else int(value)
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0 to 65535).")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox's options to ``parser`` (an ``argparse`` or Django command parser)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
-        "--port", type=_port, default=8765, help="port to bind, 0 for any free one (default: 8765)"
+        "--port",
+        type=number(int, "a port (0 to 65535)", lambda port: 0 <= port <= 65535),
+        default=8765,
+        help="port to bind, 0 for any free one (default: 8765)",
     )
     parser.add_argument(
         "--job-seconds", type=float, default=3.0, help="how long a generation job runs"

@@ -29,6 +29,13 @@ def start(*args: str) -> tuple[subprocess.Popen, list[str]]:
     return process, lines
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the command line to its end: for options it refuses before serving."""
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 class TestCommandLine:
     def test_serves_with_faults_until_terminated(self):
         process, lines = start(
@@ -63,46 +70,22 @@ class TestCommandLine:
         assert "Stopping." in out
 
     def test_bad_fault_is_a_usage_error(self):
-        result = subprocess.run(
-            [*COMMAND, "--fault", "explode"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_cli("--fault", "explode")
         assert result.returncode == 2
         assert "Unknown fault kind" in result.stderr
 
     def test_bad_option_is_a_usage_error(self):
-        result = subprocess.run(
-            [*COMMAND, "--job-seconds", "-1"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_cli("--job-seconds", "-1")
         assert result.returncode == 2
         assert "job_seconds" in result.stderr
 
     def test_a_port_out_of_range_is_a_usage_error(self):
-        result = subprocess.run(
-            [*COMMAND, "--port", "99999"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_cli("--port", "99999")
         assert result.returncode == 2
         assert "'99999' is not a port (0 to 65535)" in result.stderr
 
     def test_a_port_in_use_says_to_pick_another(self, sandbox_server):
-        result = subprocess.run(
-            [*COMMAND, "--port", str(sandbox_server.port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_cli("--port", str(sandbox_server.port))
         assert result.returncode == 1
         assert result.stderr.strip() == (
             f"Cannot listen on 127.0.0.1:{sandbox_server.port} (Address already in use); "

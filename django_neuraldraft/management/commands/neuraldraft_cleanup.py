@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from ...arguments import number
 from ...services.history import remove_old_versions
 
 #: Versions kept per key besides the one on show, unless --keep says otherwise.
 DEFAULT_KEEP = 5
-
-
-def _count(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise argparse.ArgumentTypeError(
-            _("%(value)r is not a number of versions (0 or more).") % {"value": value}
-        )
-    return count
 
 
 class Command(BaseCommand):
@@ -36,7 +24,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--keep",
-            type=_count,
+            type=number(int, _("a number of versions (0 or more)"), lambda count: count >= 0),
             default=DEFAULT_KEEP,
             metavar="N",
             help=_("newest versions to keep per key (default: %(default)s)"),

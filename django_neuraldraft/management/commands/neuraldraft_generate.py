@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ... import conf, services
+from ...arguments import number
 from ...choices import JobStatus
 from ...client.types import ASPECT_RATIOS
 from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
@@ -20,18 +20,6 @@ from ...services.watching import wait_for
 from ...terminal import printable
 from ..base import EXIT_INTERRUPTED, EXIT_TIMED_OUT, checked_keys, user_error
 from ..progress import ProgressDisplay
-
-
-def _positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < math.inf:
-        raise argparse.ArgumentTypeError(
-            _("%(value)r is not a positive number of seconds.") % {"value": value}
-        )
-    return seconds
 
 
 class Command(BaseCommand):
@@ -53,7 +41,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--timeout",
-            type=_positive_seconds,
+            type=number(
+                float, _("a positive number of seconds"), lambda seconds: 0 < seconds < math.inf
+            ),
             metavar="SECONDS",
             help=_("with --wait: stop waiting after this long (default: JOB_TIMEOUT)"),
         )
