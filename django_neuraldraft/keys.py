@@ -40,3 +40,12 @@ def validate_image_key(value: str) -> None:
         raise ValidationError(_("An image key cannot start with a dot."), code="leading_dot")
     if ".." in value:
         raise ValidationError(_("An image key cannot contain '..'."), code="double_dot")
+
+
+def is_valid_image_key(value: str) -> bool:
+    """Whether :func:`validate_image_key` accepts ``value``, for code that skips bad keys."""
+    try:
+        validate_image_key(value)
+    except ValidationError:
+        return False
+    return True

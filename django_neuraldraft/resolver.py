@@ -44,12 +44,11 @@ from django.core.cache import BaseCache, caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import conf
-from .keys import validate_image_key
+from .keys import is_valid_image_key
 from .models import ChangeToken, ImageKey, ImageVersion, Job
 from .signals import job_failed
 from .storage import ConfiguredStorage, storage_for
@@ -322,13 +321,7 @@ def _batch_name(keys: tuple[str, ...]) -> str:
     return _BATCH_PREFIX + hashlib.blake2b(joined, digest_size=16).hexdigest()
 
 
-@lru_cache(maxsize=4096)
-def _is_valid(key: str) -> bool:
-    try:
-        validate_image_key(key)
-    except ValidationError:
-        return False
-    return True
+_is_valid = lru_cache(maxsize=4096)(is_valid_image_key)
 
 
 def _quietly(call: Callable[..., Any], *args: Any) -> Any:

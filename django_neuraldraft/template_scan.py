@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.template import engines
 from django.template.backends.django import DjangoTemplates
 from django.template.base import Lexer, TokenType
 from django.utils.text import unescape_string_literal
 
-from .keys import validate_image_key
+from .keys import is_valid_image_key
 from .models import ImageKey
 
 _QUOTED = re.compile(r"""^(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*')$""", re.S)
@@ -106,7 +105,7 @@ def scan() -> ScanReport:
                 uses.extend(_uses(engine, names, template, source))
             except Exception as err:  # a syntax error of the engine's own kind, whatever it is
                 unreadable.append((template, f"{type(err).__name__}: {err}"))
-    invalid = [use for use in uses if use.key is not None and not _valid(use.key)]
+    invalid = [use for use in uses if use.key is not None and not is_valid_image_key(use.key)]
     literal = {use.key for use in uses if use.key is not None and use not in invalid}
     slots = set(ImageKey.objects.values_list("key", flat=True))
     return ScanReport(
@@ -122,14 +121,6 @@ def scan() -> ScanReport:
 def create_missing(report: ScanReport) -> list[ImageKey]:
     """Create an empty slot (no prompt, so nothing is spent) for each missing key."""
     return [ImageKey.objects.get_or_create(key=key)[0] for key in report.missing]
-
-
-def _valid(key: str) -> bool:
-    try:
-        validate_image_key(key)
-    except ValidationError:
-        return False
-    return True
 
 
 def _sources(engine: Any, unreadable: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:

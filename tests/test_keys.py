@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from django_neuraldraft.keys import validate_image_key
+from django_neuraldraft.keys import is_valid_image_key, validate_image_key
 
 
 @pytest.mark.parametrize(
@@ -11,6 +11,7 @@ from django_neuraldraft.keys import validate_image_key
 )
 def test_valid_keys(key):
     validate_image_key(key)
+    assert is_valid_image_key(key)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,7 @@ def test_invalid_keys_say_why(key, code):
     with pytest.raises(ValidationError) as excinfo:
         validate_image_key(key)
     assert excinfo.value.code == code
+    assert not is_valid_image_key(key)
 
 
 def test_message_names_the_rule():
