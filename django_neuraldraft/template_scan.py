@@ -184,11 +184,18 @@ def _uses(engine: Any, names: frozenset[str], template: str, source: str) -> lis
 
 
 def _django_uses(engine: str, names: frozenset[str], template: str, source: str) -> Iterator[Use]:
+    in_comment = False
     for token in Lexer(source).tokenize():
         if token.token_type != TokenType.BLOCK:
             continue
         bits = token.split_contents()
-        if not bits or bits[0] not in names:
+        if not bits:
+            continue
+        # A {% comment %} block is text to the parser, though the lexer sees tags in it.
+        if in_comment or bits[0] == "comment":
+            in_comment = bits[0] != "endcomment"
+            continue
+        if bits[0] not in names:
             continue
         key = _django_literal(bits[1]) if len(bits) > 1 else None
         yield Use(key, bits[0], template, token.lineno or 0, engine)
@@ -210,7 +217,10 @@ def _jinja2_uses(
             continue
         if tokens[index + 1].type != "lparen" or (index and tokens[index - 1].type == "dot"):
             continue
-        argument = tokens[index + 2 : index + 4]
+        argument = tokens[index + 2 : index + 6]
+        if argument[:2] and argument[0].test("name:key") and argument[1].type == "assign":
+            argument = argument[2:]
+        argument = argument[:2]
         literal = (
             len(argument) == 2
             and argument[0].type == "string"

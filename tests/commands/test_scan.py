@@ -138,3 +138,26 @@ def test_text_report(run, templates):
     assert "unused slot: old.banner" in output
     assert "invalid key 'Not A Key'" in output
     assert "Run with --create" in output
+
+
+def test_commented_out_tags_are_not_uses_and_a_key_argument_is(run, tmp_path, settings):
+    (tmp_path / "page.html").write_text(
+        '{% comment "old" %}{% neuraldraft_image "old.banner" %}{% endcomment %}\n'
+        '{% neuraldraft_image "hero.background" %}\n'
+    )
+    (tmp_path / "page.jinja").write_text(
+        '{# {{ neuraldraft_url("old.logo") }} #}{{ neuraldraft_url(key="footer.logo") }}\n'
+    )
+    settings.TEMPLATES = [
+        {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [tmp_path]},
+        {
+            "BACKEND": "django.template.backends.jinja2.Jinja2",
+            "DIRS": [tmp_path],
+            "OPTIONS": {"extensions": ["django_neuraldraft.jinja2.NeuralDraftExtension"]},
+        },
+    ]
+
+    data = json.loads(run("neuraldraft_scan", "--json"))
+
+    assert data["missing"] == ["footer.logo", "hero.background"]
+    assert data["dynamic"] == []
