@@ -141,6 +141,28 @@ def test_asks_on_a_terminal(run, images_toml, monkeypatch):
     assert "Applied; 2 generation(s) queued." in run("neuraldraft_apply", str(images_toml))
 
 
+class InterruptedInput(TerminalInput):
+    """A terminal on which the user presses Ctrl-C at the question."""
+
+    def readline(self, *args) -> str:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("stdin", "returncode"), [(TerminalInput(""), 1), (InterruptedInput(""), 130)]
+)
+def test_ctrl_d_or_ctrl_c_at_the_question_applies_nothing(
+    run, images_toml, monkeypatch, stdin, returncode
+):
+    monkeypatch.setattr("sys.stdin", stdin)
+
+    with pytest.raises(CommandError, match="Nothing applied") as raised:
+        run("neuraldraft_apply", str(images_toml))
+
+    assert raised.value.returncode == returncode
+    assert not ImageKey.objects.exists()
+
+
 def test_without_a_terminal_spending_needs_yes(run, images_toml, monkeypatch):
     monkeypatch.setattr("sys.stdin", StringIO(""))
 

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from ... import manifest
 from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
 from ...manifest import GENERATE, UNCHANGED, UPDATE, ManifestError, Plan, Problem
-from ..base import dump_json
+from ..base import EXIT_INTERRUPTED, dump_json
 
 #: Problems of a bad file printed; a file that is not a manifest at all has thousands.
 PROBLEMS_SHOWN = 20
@@ -105,7 +105,12 @@ class Command(BaseCommand):
                 )
                 % {"credits": plan.credits}
             )
-        answer = input(_("Spend %(credits)d credits? [y/N] ") % {"credits": plan.credits})
+        try:
+            answer = input(_("Spend %(credits)d credits? [y/N] ") % {"credits": plan.credits})
+        except EOFError:
+            answer = ""
+        except KeyboardInterrupt:
+            raise CommandError(_("Nothing applied."), returncode=EXIT_INTERRUPTED) from None
         if answer.strip().lower() not in ("y", "yes"):
             raise CommandError(_("Nothing applied."))
 
