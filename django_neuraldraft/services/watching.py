@@ -114,7 +114,10 @@ class _Watcher:
             self.on_update(update)
 
     def emit_job(self) -> None:
-        self.emit(self.job.status, self.job.progress, clean_message(self.job.message))
+        job = self.job
+        # A job failed after it finished (its image refused) still says "Image ready".
+        message = job.error_message if job.status == JobStatus.FAILED else ""
+        self.emit(job.status, job.progress, clean_message(message or job.message))
 
     def run(self, stream: bool) -> WaitOutcome:
         self.job.refresh_from_db()

@@ -195,10 +195,13 @@ class TestWait:
     def test_a_rejected_image_is_not_bound(self, sandbox):
         sandbox.set_fault("corrupt_image")
 
+        out = StringIO()
         with pytest.raises(CommandError, match="invalid_image"):
-            generate("hero.background", "--prompt", "A quiet harbour", "--wait")
+            generate("hero.background", "--prompt", "A quiet harbour", "--wait", stdout=out)
 
         assert ImageKey.objects.get().current is None
+        last = out.getvalue().splitlines()[-1]
+        assert last.startswith("hero.background: failed 100% The downloaded bytes are not")
 
     def test_a_timeout_leaves_the_job_running_and_exits_3(self, settings):
         with run_sandbox(job_seconds=60) as slow:
