@@ -135,3 +135,23 @@ def test_ctrl_c_stops_waiting_and_the_job_goes_on(database):
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT remote_id, status FROM neuraldraft_job").fetchall()
     assert rows in ([(remote_id, "pending")], [(remote_id, "processing")])
+
+
+def test_ctrl_c_before_the_job_is_sent_says_it_is_saved(database):
+    with run_sandbox() as sandbox:
+        sandbox.set_fault("status", status=503, method="POST", path="/v1/images")
+        child = Child(
+            "neuraldraft_generate",
+            "hero.background",
+            "--prompt",
+            "A harbour",
+            "--wait",
+            env=child_env(database, sandbox.base_url),
+        )
+        child.wait_for("hero.background: pending")
+
+        returncode, stderr = child.interrupt()
+
+        assert sandbox.jobs == {}
+    assert returncode == 130
+    assert "Stopped waiting. Job #1 is saved but not sent yet" in stderr

@@ -104,13 +104,18 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             display.finish()
             job.refresh_from_db()
-            raise CommandError(
-                _(
+            if job.remote_id is None:
+                message = _(
+                    "Stopped waiting. Job #%(pk)d is saved but not sent yet; a worker, "
+                    "manage.py neuraldraft_refresh or the sweep sends it."
+                )
+            else:
+                message = _(
                     "Stopped waiting. Job %(job)s goes on at Neural Draft; a worker, "
                     "manage.py neuraldraft_refresh or the sweep binds its image."
                 )
-                % {"job": printable(job)},
-                returncode=EXIT_INTERRUPTED,
+            raise CommandError(
+                message % {"job": printable(job), "pk": job.pk}, returncode=EXIT_INTERRUPTED
             ) from None
         display.finish()
         job = outcome.job
@@ -132,7 +137,7 @@ class Command(BaseCommand):
         if outcome.timed_out and outcome.send_error:
             raise CommandError(
                 _(
-                    "Job %(job)s is saved but was not sent in %(seconds)g seconds: Neural Draft "
+                    "Job #%(job)d is saved but was not sent in %(seconds)g seconds: Neural Draft "
                     "could not be reached (%(error)s). A worker, manage.py neuraldraft_refresh "
                     "or the sweep sends it."
                 )
