@@ -48,7 +48,7 @@ class TestWithoutWait:
         )
         job = image_key.jobs.get()
         assert job.status == JobStatus.PENDING
-        assert f"job {job.pk}" in output
+        assert f"(40 credits): job #{job.pk}." in output
         assert "neuraldraft_refresh" in output
         assert sandbox.requests == []
 

@@ -84,7 +84,7 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(
-                _("Asked for a new image of %(key)s (%(credits)d credits): job %(job)s.")
+                _("Asked for a new image of %(key)s (%(credits)d credits): job #%(job)d.")
                 % {"key": key, "credits": job.credits, "job": job.pk}
             )
         if options["wait"]:
