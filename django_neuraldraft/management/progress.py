@@ -1,4 +1,4 @@
-"""How a waiting command shows a job's progress: a live bar on a terminal, lines elsewhere."""
+"""How a command shows progress: a bar redrawn in place on a terminal, lines elsewhere."""
 
 from __future__ import annotations
 
@@ -11,41 +11,64 @@ from ..services.watching import Update
 _BAR_WIDTH = 24
 
 
-class ProgressDisplay:
-    """Writes :class:`~django_neuraldraft.services.watching.Update`\\s to ``stdout``.
+def bar(done: int, total: int) -> str:
+    """``[######------------------]`` for ``done`` out of ``total``."""
+    filled = _BAR_WIDTH * min(done, total) // max(1, total)
+    return "[" + "#" * filled + "-" * (_BAR_WIDTH - filled) + "]"
 
-    On a terminal one line is redrawn in place; when output goes to a file or
-    a pipe (cron, CI logs) each change is a line of its own, so the log reads
-    as a history instead of a screen of carriage returns.
+
+class LiveLine:
+    """One line of ``stdout`` redrawn in place, when ``stdout`` is a terminal (``live``).
+
+    When output goes to a file or a pipe (cron, CI logs) callers write plain
+    lines instead, so the log reads as a history rather than a screen of
+    carriage returns.
     """
 
-    def __init__(self, stdout: OutputWrapper, label: str) -> None:
+    def __init__(self, stdout: OutputWrapper) -> None:
         self.stdout = stdout
-        self.label = label
         self.live = _isatty(stdout)
         self.drawn = 0
 
-    def __call__(self, update: Update) -> None:
-        if self.live:
-            self._draw(update)
-        else:
-            text = f"{self.label}: {update.status} {update.progress:3d}%"
-            self.stdout.write(f"{text} {update.message}".rstrip())
-
-    def _draw(self, update: Update) -> None:
-        filled = _BAR_WIDTH * update.progress // 100
-        bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
-        line = f"{self.label} [{bar}] {update.progress:3d}% {update.message}".rstrip()
-        line = line[: max(20, shutil.get_terminal_size().columns - 1)]
+    def draw(self, line: str) -> None:
+        """Replace the line on screen with ``line``, cut to the terminal's width."""
+        line = line.rstrip()[: max(20, shutil.get_terminal_size().columns - 1)]
         self.stdout.write("\r" + line.ljust(self.drawn), ending="")
         self.stdout.flush()
         self.drawn = len(line)
+
+    def above(self, text: str) -> None:
+        """Write ``text`` as a line of its own; the live line is cleared first."""
+        if self.live and self.drawn:
+            self.stdout.write("\r" + " " * self.drawn + "\r", ending="")
+            self.drawn = 0
+        self.stdout.write(text)
 
     def finish(self) -> None:
         """End the live line, so what follows starts on a line of its own."""
         if self.live and self.drawn:
             self.stdout.write("")
             self.drawn = 0
+
+
+class ProgressDisplay:
+    """Writes :class:`~django_neuraldraft.services.watching.Update`\\s of one job's progress."""
+
+    def __init__(self, stdout: OutputWrapper, label: str) -> None:
+        self.line = LiveLine(stdout)
+        self.label = label
+
+    def __call__(self, update: Update) -> None:
+        if self.line.live:
+            self.line.draw(
+                f"{self.label} {bar(update.progress, 100)} {update.progress:3d}% {update.message}"
+            )
+        else:
+            text = f"{self.label}: {update.status} {update.progress:3d}%"
+            self.line.stdout.write(f"{text} {update.message}".rstrip())
+
+    def finish(self) -> None:
+        self.line.finish()
 
 
 def _isatty(stdout: OutputWrapper) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +13,7 @@ from ... import renditions
 from ...models import ImageVersion
 from ...services import rendition_chain
 from ..base import EXIT_FAILED, EXIT_INTERRUPTED, checked_keys, existing_image_keys
-
-_BAR_WIDTH = 24
+from ..progress import LiveLine, bar
 
 
 class Command(BaseCommand):
@@ -141,36 +139,20 @@ class _Progress:
     """A bar redrawn in place on a terminal; one line per version when output is a file or pipe."""
 
     def __init__(self, stdout: OutputWrapper, total: int) -> None:
-        self.stdout = stdout
+        self.live_line = LiveLine(stdout)
         self.total = total
         self.done = 0
-        self.drawn = 0
-        try:
-            self.live = bool(stdout.isatty())
-        except (AttributeError, ValueError):
-            self.live = False
 
     def step(self, text: str) -> None:
         self.done += 1
-        if not self.live:
-            self.stdout.write(text)
-            return
-        filled = _BAR_WIDTH * self.done // max(1, self.total)
-        bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
-        line = f"[{bar}] {self.done}/{self.total} {text}"
-        line = line[: max(20, shutil.get_terminal_size().columns - 1)]
-        self.stdout.write("\r" + line.ljust(self.drawn), ending="")
-        self.stdout.flush()
-        self.drawn = len(line)
+        if self.live_line.live:
+            self.live_line.draw(f"{bar(self.done, self.total)} {self.done}/{self.total} {text}")
+        else:
+            self.live_line.stdout.write(text)
 
     def line(self, text: str) -> None:
         """A line of its own, above the bar on a terminal."""
-        if self.live and self.drawn:
-            self.stdout.write("\r" + " " * self.drawn + "\r", ending="")
-            self.drawn = 0
-        self.stdout.write(text)
+        self.live_line.above(text)
 
     def finish(self) -> None:
-        if self.live and self.drawn:
-            self.stdout.write("")
-            self.drawn = 0
+        self.live_line.finish()
