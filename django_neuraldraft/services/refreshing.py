@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from ..exceptions import NeuralDraftError
 from ..models import ImageKey, ImageVersion, Job
 from . import rendition_chain
 from .generation import submit
@@ -25,8 +24,8 @@ from .remote import TRANSIENT_ERRORS
 class Refreshed:
     """What one job got: ``step`` is ``submit`` or ``poll``; ``version`` the image it bound.
 
-    ``error`` is set when Neural Draft could not be reached or refused the
-    request (a revoked key, say); the job is left for the next run.
+    ``error`` is set when Neural Draft could not be reached to send the job;
+    the job is left for the next run.
     """
 
     job: Job
@@ -61,11 +60,8 @@ def _submit(job: Job) -> Refreshed:
 
 
 def _poll(job: Job) -> Refreshed:
-    try:
-        outcome = poll_once(job)
-    except NeuralDraftError as err:
-        job.refresh_from_db()
-        return Refreshed(job, "poll", error=str(err))
+    # poll_once never raises for what Neural Draft answers: a refusal fails the job.
+    outcome = poll_once(job)
     if outcome.version is not None:
         rendition_chain.make_after_bind(outcome.version)
     return Refreshed(outcome.job, "poll", outcome.version)

@@ -63,17 +63,17 @@ class TestRefresh:
 
         assert Job.objects.get().status == JobStatus.PENDING
 
-    def test_a_refusal_is_not_called_unreachable(self, run, sandbox):
+    def test_a_refused_poll_fails_the_job_with_its_reason(self, run, sandbox):
         job = services.submit(services.generate("hero.background", prompt="A harbour"))
         sandbox.set_fault("status", status=401, path="/v1/jobs")
 
         out = StringIO()
-        with pytest.raises(CommandError, match="could not be followed"):
+        with pytest.raises(CommandError, match=r"1 job\(s\) failed and 0 could not be followed"):
             call_command("neuraldraft_refresh", "--all", stdout=out)
 
         line = out.getvalue().splitlines()[0]
-        assert line.startswith(f"hero.background {job.remote_id}: not followed now: 401 unauth")
-        assert line.endswith("; the next run tries again.")
+        assert line.startswith(f"hero.background {job.remote_id}: failed: 401 unauthorized")
+        assert "could not be reached" not in line
 
     @pytest.mark.parametrize(
         ("args", "message"),

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         label = f"{job.image_key or '-'} {printable(job)}"
         if result.error:
             return self.style.WARNING(
-                _("%(label)s: not followed now: %(error)s; the next run tries again.")
+                _("%(label)s: Neural Draft could not be reached (%(error)s); next run retries.")
                 % {"label": label, "error": printable(result.error)}
             )
         if result.version is not None:
