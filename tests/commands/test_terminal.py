@@ -71,7 +71,8 @@ def test_an_api_error_is_shown_as_plain_text(sandbox):
     out, err = run_all("neuraldraft_pull", "hero.background")
 
     assert_plain(out, err)
-    assert "x [2Jy" in err
+    assert "hero.background: 400 x" in err
+    assert "[2Jy: Injected fault: status 400." in err
 
 
 def test_a_prompt_typed_in_the_admin_is_listed_as_plain_text(make_image):
