@@ -9,6 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from django_neuraldraft import services
+from django_neuraldraft.choices import WebhookOutcome
+from django_neuraldraft.models import WebhookEvent
 from django_neuraldraft.terminal import printable
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -81,6 +83,35 @@ def test_a_prompt_typed_in_the_admin_is_listed_as_plain_text(make_image):
     out, err = run_all("neuraldraft_rollback", "hero.background")
 
     assert_plain(out, err)
+
+
+def test_a_webhook_endpoint_is_shown_as_plain_text(sandbox):
+    sandbox.set_fault(
+        "answer_fields",
+        path="/v1/webhook-endpoints",
+        fields={"url": "https://example.com/\x1b[2J"},
+    )
+
+    out, err = run_all("neuraldraft_webhook_register", "https://example.com/neuraldraft/webhook/")
+
+    assert_plain(out, err)
+    assert " for https://example.com/ [2J." in out
+
+
+def test_a_replayed_delivery_is_shown_as_plain_text(settings):
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "WEBHOOK_SECRET": "whsec_" + "s" * 32}
+    WebhookEvent.objects.create(
+        event_id="evt_\x1b[2Jx",
+        remote_job_id="job_missing",
+        verified=True,
+        outcome=WebhookOutcome.FAILED,
+        body="{}",
+    )
+
+    out, err = run_all("neuraldraft_webhook_replay", "--failed")
+
+    assert_plain(out, err)
+    assert " evt_ [2Jx: " in out
 
 
 @pytest.mark.parametrize(

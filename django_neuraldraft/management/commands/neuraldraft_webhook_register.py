@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_neuraldraft.exceptions import NeuralDraftConfigurationError, NeuralDraftError
 from django_neuraldraft.services.webhooks import register_webhook
+from django_neuraldraft.terminal import printable
 
 
 class Command(BaseCommand):
@@ -29,9 +30,9 @@ class Command(BaseCommand):
         except ValueError as err:
             raise CommandError(f"{err} Give the full URL of the receiver.") from err
         except NeuralDraftError as err:
-            raise CommandError(f"Neural Draft refused the registration: {err}") from err
+            raise CommandError(f"Neural Draft refused the registration: {printable(err)}") from err
         except NeuralDraftConfigurationError as err:
-            raise CommandError(str(err)) from err
+            raise CommandError(printable(err)) from err
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -43,10 +44,12 @@ class Command(BaseCommand):
                 )
             )
             return
-        self.stdout.write(f"Registered webhook endpoint {endpoint.id} for {endpoint.url}.")
+        self.stdout.write(
+            f"Registered webhook endpoint {printable(endpoint.id)} for {printable(endpoint.url)}."
+        )
         self.stdout.write("Its signing secret, shown this once and stored nowhere here:")
         self.stdout.write("")
-        self.stdout.write(f"    {endpoint.signing_secret}")
+        self.stdout.write(f"    {printable(endpoint.signing_secret)}")
         self.stdout.write("")
         self.stdout.write(
             "Put it in settings.NEURALDRAFT['WEBHOOK_SECRET'], read from the environment or a "

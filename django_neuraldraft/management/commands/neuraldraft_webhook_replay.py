@@ -13,6 +13,7 @@ from django_neuraldraft.choices import WebhookOutcome
 from django_neuraldraft.models import WebhookEvent
 from django_neuraldraft.services import TRANSIENT_ERRORS
 from django_neuraldraft.tasks import process_webhook
+from django_neuraldraft.terminal import printable
 
 
 class Command(BaseCommand):
@@ -48,9 +49,8 @@ class Command(BaseCommand):
                     )
                 )
             else:
-                self.stdout.write(
-                    f"{event.pk} {event.event_id or '-'}: {outcome} {error}".rstrip()
-                )
+                event_id = printable(event.event_id) or "-"
+                self.stdout.write(f"{event.pk} {event_id}: {outcome} {printable(error)}".rstrip())
         if failed and not events and not options["json"]:
             self.stdout.write("No failed deliveries.")
         if still_failing:
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         try:
             webhooks.prepare_replay(event)
         except webhooks.RejectedError as err:
-            raise CommandError(f"Delivery {event.pk}: {err}") from err
+            raise CommandError(f"Delivery {event.pk}: {printable(err)}") from err
         try:
             process_webhook(event.pk)
         except TRANSIENT_ERRORS:
