@@ -201,7 +201,7 @@ class TestWait:
 
         assert ImageKey.objects.get().current is None
         last = out.getvalue().splitlines()[-1]
-        assert last.startswith("hero.background: failed 100% The downloaded bytes are not")
+        assert last == f"hero.background: failed 100% {Job.objects.get().error_message}"
 
     def test_a_timeout_leaves_the_job_running_and_exits_3(self, settings):
         with run_sandbox(job_seconds=60) as slow:
