@@ -95,7 +95,7 @@ def test_a_webhook_endpoint_is_shown_as_plain_text(sandbox):
     out, err = run_all("neuraldraft_webhook_register", "https://example.com/neuraldraft/webhook/")
 
     assert_plain(out, err)
-    assert " for https://example.com/ [2J." in out
+    assert " for https://example.com/neuraldraft/webhook/." in out
 
 
 def test_a_replayed_delivery_is_shown_as_plain_text(settings):
