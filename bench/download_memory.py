@@ -19,7 +19,10 @@ its own probe:
   file, more than ``DOMINANT_COLOR_DECODE_BYTES``, so it is checked, not decoded;
 - ``webp``: the RGB pixels as a lossless WebP (about 12 MB): opening it with
   Pillow would cost 2x the file and decoding it 6x, so its RIFF header is
-  checked instead.
+  checked instead;
+- ``gif``: a GIF of random palette indexes, 2000x2000 (about 5.5 MB), the last
+  accepted format: its decode, 1 byte a pixel, is within the budget, so it is
+  decoded in full for its colour.
 
 Random pixels do not compress, so the file is about as large as its pixels:
 the hardest case for a goal relative to the file size. The generated files
@@ -57,9 +60,17 @@ from _support import bench_project, emit, note, subprocess_env
 
 #: Goal per case: images only checked stay near their chunk buffers; decoded ones
 #: may hold their pixels once.
-GOALS = {"padded": 0.10, "noise": 0.10, "jpeg": 1.2, "png": 1.2, "png-rgb": 1.2, "webp": 1.2}
+GOALS = {
+    "padded": 0.10,
+    "noise": 0.10,
+    "jpeg": 1.2,
+    "png": 1.2,
+    "png-rgb": 1.2,
+    "webp": 1.2,
+    "gif": 1.2,
+}
 CASES = tuple(GOALS)
-#: Side of the square ``png``, ``png-rgb`` and ``webp`` cases: 4 megapixels.
+#: Side of the square ``png``, ``png-rgb``, ``webp`` and ``gif`` cases: 4 megapixels.
 COLOUR_LIMIT_SIDE = 2000
 PROBE_TIMEOUT = 120.0
 _PAGE_KEYS = ("VmRSS", "VmHWM")
@@ -157,6 +168,10 @@ def write_image(path: Path, case: str, size: int) -> None:
         noise(COLOUR_LIMIT_SIDE).save(path, format="PNG", compress_level=1)
     elif case == "webp":
         noise(COLOUR_LIMIT_SIDE).save(path, format="WEBP", lossless=True, method=0, quality=0)
+    elif case == "gif":
+        image = noise(COLOUR_LIMIT_SIDE, "P")
+        image.putpalette(os.urandom(3 * 256))
+        image.save(path, format="GIF")
     else:
         raise ValueError(case)
 
@@ -168,7 +183,7 @@ def measure(bench: Any, file_server: str, files: Path, case: str, size: int) -> 
     sandbox = bench.sandbox
     warm_up = completed_job(sandbox, f"bench.warm-up-{case}", f"A small warm-up picture {case}")
     if case != "padded":
-        name = f"{case}.{ {'jpeg': 'jpg', 'webp': 'webp'}.get(case, 'png') }"
+        name = f"{case}.{ {'jpeg': 'jpg', 'webp': 'webp', 'gif': 'gif'}.get(case, 'png') }"
         write_image(files / name, case, size)
         sandbox.set_fault("result_url", count=1, url=f"{file_server}/{name}")
     large = completed_job(sandbox, f"bench.large-{case}", f"A very large picture {case}")

@@ -12,6 +12,7 @@ import json
 import logging
 
 import pytest
+from django.urls import reverse
 
 from django_neuraldraft import services
 from django_neuraldraft.client import NeuralDraftClient
@@ -50,6 +51,25 @@ def test_a_job_answer_that_repeats_the_key(sandbox, submitted, caplog):
     assert "ndsk_test_…" in stored
     assert SANDBOX_API_KEY not in stored
     assert SANDBOX_API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("into", ["detail", "headers", "job"])
+def test_admin_pages_never_show_an_echoed_key(sandbox, submitted, admin_client, into):
+    sandbox.set_fault("echo_authorization", into=into, path="/v1/jobs/", count=1)
+    services.poll_once(submitted)
+    submitted.refresh_from_db()
+    assert submitted.status == "failed" and submitted.error_message
+    pages = [
+        reverse("admin:neuraldraft_job_changelist"),
+        reverse("admin:neuraldraft_job_change", args=[submitted.pk]),
+        reverse("admin:neuraldraft_imagekey_changelist"),
+        reverse("admin:neuraldraft_imagekey_change", args=[submitted.image_key_id]),
+    ]
+    for page in pages:
+        response = admin_client.get(page)
+        assert response.status_code == 200, page
+        assert SANDBOX_API_KEY not in response.content.decode(), page
+    assert "ndsk_test_…" in admin_client.get(pages[1]).content.decode()
 
 
 def test_an_error_from_the_cdn_is_stored_and_logged_bounded_and_printable(sandbox, caplog):

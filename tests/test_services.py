@@ -454,6 +454,29 @@ class TestPollOnceOwnsTheOutcome:
         assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "timed_out")
         assert len(sandbox.requests) == sent
 
+    def test_a_completed_job_past_its_deadline_is_not_downloaded(self, hero, sandbox, settings):
+        job = completed(hero, sandbox)
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=61))
+        sent = len(sandbox.requests)
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "timed_out")
+        assert len(sandbox.requests) == sent
+        assert not ImageVersion.objects.filter(job=job).exists()
+
+    def test_the_download_of_a_completed_job_ends_at_its_deadline(self, hero, sandbox, settings):
+        # The trickle takes 14 s whole; the job has about one second left.
+        job = completed(hero, sandbox)
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=59))
+        fault = sandbox.set_fault("slow_body", path="/cdn/", count=1)
+        outcome = services.poll_once(job)
+        job = outcome.job
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "download_failed")
+        assert "took longer than" in outcome.job.error_message
+        assert 0 < fault.served < 72
+        assert not ImageVersion.objects.filter(job=job).exists()
+
     def test_an_unsent_job_whose_submit_keeps_failing_times_out(self, hero, sandbox, settings):
         settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
         sandbox.set_fault("status", status=503, path="/v1/images")

@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from .. import conf
 from ..choices import ImageOrigin, JobStatus
+from ..client import DOWNLOAD_SECONDS
 from ..downloads import DownloadedImage, DownloadPolicy, fetch_image
 from ..exceptions import (
     DownloadRefusedError,
@@ -23,8 +24,11 @@ from .remote import TRANSIENT_ERRORS, get_client
 from .versions import bind, offer, removed_on_failure, store_version
 
 
-def ingest(job: Job) -> ImageVersion:
+def ingest(job: Job, *, max_seconds: float = DOWNLOAD_SECONDS) -> ImageVersion:
     """Download the finished image of ``job``, store it and bind it to its key, once.
+
+    The download ends within ``max_seconds``, so a caller that owes the job a
+    deadline (``poll_once``: JOB_TIMEOUT) passes the time it has left.
 
     The download happens before any lock is taken; storing and binding happen
     under a lock on the key's row, the one lock every write of a key's images
@@ -42,7 +46,7 @@ def ingest(job: Job) -> ImageVersion:
         raise ValueError(f"Job {job.pk} has no finished image to ingest (status {job.status}).")
     with removed_on_failure() as written:
         try:
-            with fetch((job.result or {}).get("url", "")) as image:
+            with fetch((job.result or {}).get("url", ""), max_seconds=max_seconds) as image:
                 with transaction.atomic():
                     image_key = ImageKey.objects.select_for_update().get(pk=job.image_key_id)
                     existing = ImageVersion.objects.filter(job=job).first()
@@ -70,13 +74,16 @@ def ingest(job: Job) -> ImageVersion:
     return version
 
 
-def fetch(url: str) -> AbstractContextManager[DownloadedImage]:
+def fetch(
+    url: str, *, max_seconds: float = DOWNLOAD_SECONDS
+) -> AbstractContextManager[DownloadedImage]:
     return fetch_image(
         get_client(),
         url,
         policy=DownloadPolicy(conf.allowed_download_hosts()),
         max_bytes=conf.max_download_bytes(),
         max_pixels=conf.max_pixels(),
+        max_seconds=max_seconds,
     )
 
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from .. import conf
 from ..choices import JobStatus, JobType
+from ..client import DOWNLOAD_SECONDS
 from ..exceptions import ConflictError, NeuralDraftError, RateLimitedError
 from ..models import ImageVersion, Job
 from ..poll_schedule import PollState, next_poll_delay
@@ -126,8 +127,12 @@ def _after_terminal(job: Job) -> PollOutcome:
         return PollOutcome(job, None)
     if job.image_key_id is None:
         return PollOutcome(job, None)
+    time_left = _seconds_until(_deadline(job))
+    if time_left <= 0 and not _has_version(job):
+        reject_result(job, "timed_out", _timeout_message())
+        return PollOutcome(job, None)
     try:
-        version = ingest(job)
+        version = ingest(job, max_seconds=min(DOWNLOAD_SECONDS, time_left))
     except TRANSIENT_ERRORS as err:
         logger.info("Downloading the image of job %s failed for now: %s", job.remote_id, err)
         note_failure(job, err)
