@@ -63,6 +63,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "RENDITION_FORMATS": ("avif", "webp"),
         # Encoder quality (1-100) per rendition format; a partial dict keeps the other defaults.
         "RENDITION_QUALITY": {"avif": 50, "webp": 80, "jpeg": 80},
+        # Renditions steps running at once across the workers (per process with LocMemCache).
+        "RENDITION_CONCURRENCY": 1,
         # whsec_... secret of the registered webhook endpoint; None: webhooks off.
         "WEBHOOK_SECRET": None,
         # Seconds a delivery's signature timestamp may be off; bytes a delivery body may have.
@@ -247,6 +249,7 @@ RULES: Mapping[str, Rule] = MappingProxyType(
             "a dict of qualities from 1 to 100 for "
             f"{', '.join(map(repr, LOSSY_RENDITION_FORMATS))}",
         ),
+        "RENDITION_CONCURRENCY": Rule(_is_positive_whole, "a positive whole number of steps"),
         "WEBHOOK_SECRET": Rule(_is_optional_webhook_secret, "None or a whsec_ signing secret"),
         "WEBHOOK_TOLERANCE": Rule(_is_positive_number, "a positive number of seconds"),
         "WEBHOOK_MAX_BODY_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
@@ -451,6 +454,10 @@ def rendition_quality(image_format: str) -> int:
     """The encoder quality of ``image_format``: the setting's, else the default's."""
     configured = get_settings()["RENDITION_QUALITY"]
     return int(configured.get(image_format, DEFAULTS["RENDITION_QUALITY"][image_format]))
+
+
+def rendition_concurrency() -> int:
+    return int(get_settings()["RENDITION_CONCURRENCY"])
 
 
 def default_sizes() -> str | None:

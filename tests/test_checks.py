@@ -183,6 +183,8 @@ class TestValueChecks:
             ("WEBHOOK_TOLERANCE", 0, "a positive number of seconds", 300),
             ("WEBHOOK_MAX_BODY_BYTES", 1.5, "a positive whole number of bytes", 65536),
             ("WEBHOOK_SAFETY_POLL", -1, "a positive number of seconds", 120),
+            ("RENDITION_CONCURRENCY", 0, "a positive whole number of steps", 1),
+            ("RENDITION_CONCURRENCY", 2.5, "a positive whole number of steps", 1),
         ],
     )
     def test_e009_every_number_by_type_and_range(self, name, value, expected, default):

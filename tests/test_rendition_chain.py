@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends import locmem
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.management import call_command
@@ -13,7 +17,7 @@ from django.utils import timezone
 
 from django_neuraldraft import renditions, services, tasks
 from django_neuraldraft.models import ImageKey, ImageVersion
-from django_neuraldraft.services import chains, history, rendition_chain
+from django_neuraldraft.services import chains, history, rendition_chain, rendition_slots
 from django_neuraldraft.services.refreshing import refresh_jobs
 from django_neuraldraft.services.watching import wait_for
 from django_neuraldraft.testing import SANDBOX_API_KEY
@@ -149,6 +153,84 @@ class TestOneTaskAtATime:
         )
         assert version.chain_token == ""
         assert sweep(grace_seconds=0) == 0
+
+
+class TestConcurrency:
+    """``RENDITION_CONCURRENCY`` slots, here in the per-process cache the tests use."""
+
+    @pytest.fixture(autouse=True)
+    def free_slots(self):
+        caches["default"].clear()
+        self.held = []
+        yield
+        caches["default"].clear()
+
+    def another_step_running(self):
+        """A slot taken as a running step takes it, kept until the test gives it back."""
+        held = rendition_slots.slot(rendition_chain.STEP_TIME_LIMIT)
+        assert held.__enter__() is True
+        self.held.append(held)  # a context left unreferenced would be closed, freeing its slot
+        return held
+
+    def test_a_step_without_a_free_slot_is_sent_again_and_no_attempt_counted(
+        self, published, commit
+    ):
+        version = scheduled(commit)
+        message = published.pop()
+        held = self.another_step_running()
+
+        run(message)
+
+        version.refresh_from_db()
+        assert version.renditions == [] and version.renditions_attempts == 0
+        [again] = published
+        assert again.args == (version.pk,) and again.eta is not None
+        assert again.kwargs["token"] == version.chain_token != message.kwargs["token"]
+        assert not ImageVersion.objects.filter(chains.running(), pk=version.pk).exists()
+        assert sweep() == 0
+
+        held.__exit__(None, None, None)
+        assert run_published(published) == [TASK]
+        version.refresh_from_db()
+        assert len(version.renditions) == 6
+        assert (version.chain_token, version.renditions_attempts) == ("", 0)
+
+    def test_a_freed_slot_is_taken_by_the_next_step(self, settings, published, commit):
+        configure(settings, RENDITION_WIDTHS=(80, 160), RENDITION_CONCURRENCY=1)
+        first, second = scheduled(commit), scheduled(commit)
+
+        assert run_published(published) == [TASK, TASK]
+
+        for version in (first, second):
+            version.refresh_from_db()
+            assert len(version.renditions) == 6 and version.renditions_attempts == 0
+        assert caches["default"].get(rendition_slots.SLOT_KEY.format(0)) is None
+
+    def test_as_many_steps_run_as_there_are_slots(self, settings, published, commit):
+        configure(settings, RENDITION_WIDTHS=(80, 160), RENDITION_CONCURRENCY=2)
+        version = scheduled(commit)
+        self.another_step_running()
+
+        run(published.pop())
+
+        version.refresh_from_db()
+        assert len(version.renditions) == 6 and published == []
+
+    def test_the_slot_of_a_killed_step_frees_itself_after_the_time_limit(
+        self, monkeypatch, published, commit
+    ):
+        self.another_step_running()
+        version = scheduled(commit)
+        run(published.pop())
+        version.refresh_from_db()
+        assert version.renditions == [] and len(published) == 1
+
+        later = time.time() + rendition_chain.STEP_TIME_LIMIT + 1
+        monkeypatch.setattr(locmem, "time", SimpleNamespace(time=lambda: later))
+        assert run_published(published) == [TASK]
+
+        version.refresh_from_db()
+        assert len(version.renditions) == 6 and version.renditions_attempts == 0
 
 
 class TestSteps:

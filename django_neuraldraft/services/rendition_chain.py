@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from .. import renditions
 from ..models import ImageVersion
-from . import chains
+from . import chains, rendition_slots
 from .backoff import retry_delay
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ STEP_TIME_LIMIT = 180
 #: a 2048x1152 rendition's worth, so the default widths of a generated image take three
 #: steps of at most about a third of a second of CPU each (docs/renditions.rst).
 STEP_PIXELS = 2_400_000
+#: Seconds before a step that found every ``RENDITION_CONCURRENCY`` slot taken tries again.
+SLOT_WAIT = 2.0
 #: ``renditions_error`` is read by people; what exceptions say is cut to this length.
 ERROR_MAX_LENGTH = 2000
 
@@ -71,6 +73,15 @@ def run_step(version_pk: int, token: str | None, below: int | None = None) -> No
         logger.debug("Dropped a stale renditions message for version %s.", version_pk)
         return
     running = version.chain_token
+    with rendition_slots.slot(STEP_TIME_LIMIT) as free:
+        if not free:
+            _wait_for_slot(version_pk, running, below)
+            return
+        _make_step(version, running, below)
+
+
+def _make_step(version: ImageVersion, running: str, below: int | None) -> None:
+    version_pk = version.pk
     widths = step_widths(version, below)
     try:
         outcome = renditions.make_for(version, widths=widths) if widths else None
@@ -154,6 +165,14 @@ def requeue_overdue(*, grace_seconds: float) -> int:
     for version, token in requeued:
         renditions.send_task(version.pk, token)
     return len(requeued)
+
+
+def _wait_for_slot(version_pk: int, running: str, below: int | None) -> None:
+    """Hand the chain to a message sent :data:`SLOT_WAIT` s from now; no attempt is counted."""
+    logger.debug("No free renditions slot for version %s; trying again.", version_pk)
+    token = chains.pass_on(version_pk, running, SLOT_WAIT, model=ImageVersion)
+    if token is not None:
+        renditions.send_task(version_pk, token, below=below, countdown=SLOT_WAIT)
 
 
 def _failed_attempt(
