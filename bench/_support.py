@@ -72,6 +72,13 @@ def emit(result: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _cache(config: dict[str, Any]) -> dict[str, Any]:
+    """Per process by default; with ``shared_cache`` Redis, seen by every worker process."""
+    if config.get("shared_cache"):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
 def django_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The Django settings of the benchmark project described by ``config``."""
     workdir = Path(config["workdir"])
@@ -87,7 +94,7 @@ def django_settings(config: dict[str, Any]) -> dict[str, Any]:
         ],
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "DATABASES": {"default": _database(config)},
-        "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        "CACHES": {"default": _cache(config)},
         "STORAGES": {
             "default": {
                 "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -271,6 +278,7 @@ def bench_project(
     worker_concurrency: int | None = None,
     worker_loglevel: str = "WARNING",
     image_format: str = "png",
+    shared_cache: bool = False,
 ) -> Iterator[Bench]:
     """Start the sandbox, configure and migrate a fresh project, start a worker if asked.
 
@@ -278,6 +286,8 @@ def bench_project(
     ``"postgresql"`` (a database created for the run and dropped after it).
     ``neuraldraft_from_sandbox``, given the running sandbox, returns more
     ``NEURALDRAFT`` settings (e.g. a webhook secret it registered for).
+    ``shared_cache`` puts the default cache in Redis (:data:`REDIS_URL`)
+    instead of each process's memory.
 
     With ``worker_concurrency`` the broker is Redis (:data:`REDIS_URL`,
     emptied before and after); without, task messages go to the in-memory
@@ -297,6 +307,7 @@ def bench_project(
             "database": database,
             "base_url": sandbox.base_url,
             "broker_url": REDIS_URL if worker_concurrency else "memory://",
+            "shared_cache": shared_cache,
             "neuraldraft": {
                 **(neuraldraft or {}),
                 **(neuraldraft_from_sandbox(sandbox) if neuraldraft_from_sandbox else {}),

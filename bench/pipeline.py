@@ -12,7 +12,13 @@ line on stdout:
 - ``p50_delay_s`` / ``p95_delay_s`` / ``max_delay_s``: from the moment a job
   completed at the sandbox to the creation of its ``ImageVersion``;
 - ``polls_per_job``, ``submit_s`` (time to submit them all), ``jobs``;
+- ``renditions_s``: from the first submit until every version's renditions
+  are made (their chains ended), waited for after the last image is bound;
 - ``cpu_s``: CPU seconds of this process (sandbox, submits) and of the worker.
+
+With ``--shared-cache`` the cache is Redis, seen by every worker process,
+so that ``RENDITION_CONCURRENCY`` caps the renditions steps of all of them
+(with the default per-process cache it caps each process's).
 
 With ``--webhooks`` the endpoint is registered with the sandbox, a threaded
 WSGI server in this process runs the app's receiver, and polling is only the
@@ -143,6 +149,12 @@ def run(bench: Bench, jobs: int, timeout: float) -> dict[str, Any]:
             raise TimeoutError(f"{bound}/{jobs} images bound after {timeout} s.\n{tail}")
         time.sleep(0.05)
 
+    while ImageVersion.objects.exclude(chain_token="").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Renditions still being made after {timeout} s.")
+        time.sleep(0.05)
+    renditions_done = time.time()
+
     completed_at = bench.sandbox.completion_times()
     bound_at = {
         remote_id: created.timestamp()
@@ -161,6 +173,7 @@ def run(bench: Bench, jobs: int, timeout: float) -> dict[str, Any]:
         "failed": failed,
         "wall_s": round(max(bound_at.values()) - started, 3),
         "submit_s": round(submitted - started, 3),
+        "renditions_s": round(renditions_done - started, 3),
         "requests_per_job": round(api_requests / jobs, 3),
         "http_requests_per_job": round(len(requests) / jobs, 3),
         "polls_per_job": round(Job.objects.aggregate(polls=Avg("polls"))["polls"], 3),
@@ -188,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, help="seconds to wait for all (default: 60 + 3 x job seconds)"
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--shared-cache", action="store_true", help="a Redis cache every worker process sees"
+    )
     parser.add_argument("--worker-loglevel", default="WARNING")
     parser.add_argument(
         "--image-format",
@@ -218,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_concurrency=args.concurrency,
         worker_loglevel=args.worker_loglevel,
         image_format=args.image_format,
+        shared_cache=args.shared_cache,
     ) as bench:
         note(f"sandbox at {bench.sandbox.base_url}, worker concurrency {args.concurrency}")
         own_cpu = cpu_seconds(resource.RUSAGE_SELF)
@@ -243,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         job_seconds=args.job_seconds,
         webhooks=args.webhooks,
         database=args.database,
+        shared_cache=args.shared_cache,
     )
     emit(result)
     return 0
