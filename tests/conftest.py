@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from functools import partial
 from typing import Any, NamedTuple
@@ -12,6 +13,18 @@ from django.core.cache import caches
 
 from django_neuraldraft.testing import SANDBOX_API_KEY, run_sandbox
 from tests.celery_app import app as celery_app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_take_ctrl_c():
+    """Child processes the tests interrupt get Python's SIGINT handler.
+
+    A shell runs a backgrounded command with SIGINT ignored, and an ignored
+    signal stays ignored across ``exec``, so the children would never see the
+    tests' Ctrl-C. A handler, unlike SIG_IGN, is reset to the default in a child.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
