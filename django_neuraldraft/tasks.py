@@ -101,13 +101,15 @@ def process_webhook(self: Task, event_pk: int) -> None:
     """Follow the job a verified delivery names, once; the job's own chain goes on as before.
 
     The chain's next message (a slow safety net while webhooks are on) finds
-    the job bound and ends, or polls it again if it still runs.
+    the job bound and ends, or polls it again if it still runs. A refresh or
+    download that failed for now is retried here, with backoff, rather than
+    left to that safety net.
     """
     from . import webhooks
 
     try:
         webhooks.process(event_pk)
-    except services.TRANSIENT_ERRORS as err:
+    except (*services.TRANSIENT_ERRORS, webhooks.Unfinished) as err:
         retry_after = getattr(err, "retry_after", None)
         raise self.retry(
             exc=err, countdown=retry_delay(self.request.retries + 1, retry_after)

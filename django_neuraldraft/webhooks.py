@@ -56,6 +56,16 @@ UNFINISHED = (
 )
 
 
+class Unfinished(Exception):
+    """A delivery's job could not be refreshed, or its image fetched, for now.
+
+    The delivery is recorded as failed first; its task retries it with the
+    backoff of every other transient error, so that a site whose polls are
+    only a slow safety net (webhooks on) shows the image a few seconds late
+    rather than a safety-net interval late.
+    """
+
+
 #: The error of a delivery stored while its task could not be queued.
 NOT_QUEUED = (
     "The Celery broker could not be reached to queue this delivery; "
@@ -253,8 +263,8 @@ def process(event_pk: int) -> services.PollOutcome | None:
     refreshed from the API by :func:`services.poll_once`, which ingests a
     finished image. Returns the poll's outcome, or ``None`` when nothing was
     polled. A poll that met a transient error marks the delivery failed (it
-    can be replayed) while the job's own polls go on; an unexpected error
-    propagates after being recorded.
+    can be replayed, and its task retries it) and raises :class:`Unfinished`;
+    an unexpected error propagates after being recorded.
     """
     event_id = WebhookEvent.objects.filter(pk=event_pk).values_list("event_id", flat=True).first()
     same_event = Q(pk=event_pk) | Q(event_id=event_id) if event_id else Q(pk=event_pk)
@@ -291,6 +301,7 @@ def process(event_pk: int) -> services.PollOutcome | None:
     if outcome.next_poll_in is not None and (outcome.job.is_terminal or job.polls == polls):
         # poll_once met a transient error (logged) and scheduled another try.
         _finish(event, WebhookOutcome.FAILED, UNFINISHED)
+        raise Unfinished(UNFINISHED)
     return outcome
 
 

@@ -85,9 +85,9 @@ def test_a_failed_refresh_is_recorded_and_the_delivery_can_be_replayed(
     with django_capture_on_commit_callbacks(execute=True):
         deliver(event_body(finished_job.remote_id))
     event = WebhookEvent.objects.get()
-    outcome = webhooks.process(event.pk)
+    with pytest.raises(webhooks.Unfinished):
+        webhooks.process(event.pk)
     event.refresh_from_db()
-    assert outcome.next_poll_in is not None
     assert (event.outcome, event.error) == (WebhookOutcome.FAILED, webhooks.UNFINISHED)
     sandbox.clear_faults()
     published.clear()
@@ -98,6 +98,22 @@ def test_a_failed_refresh_is_recorded_and_the_delivery_can_be_replayed(
     event.refresh_from_db()
     assert (event.outcome, event.replays) == (WebhookOutcome.PROCESSED, 1)
     assert ImageKey.objects.get().current is not None
+
+
+def test_a_refresh_that_fails_for_now_is_retried_by_the_task_not_left_to_the_safety_net(
+    finished_job, sandbox, deliver, django_capture_on_commit_callbacks
+):
+    job_path = f"/v1/jobs/{finished_job.remote_id}"
+    sandbox.set_fault("status", status=503, path=job_path, count=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(event_body(finished_job.remote_id))
+    event = WebhookEvent.objects.get()
+    # apply() runs the task and its retries at once, as a worker would after the backoff.
+    tasks.process_webhook.apply(args=(event.pk,))
+    event.refresh_from_db()
+    assert event.outcome == WebhookOutcome.PROCESSED
+    assert ImageKey.objects.get().current is not None
+    assert [r.status for r in sandbox.requests if r.path == job_path] == [503, 200]
 
 
 def test_an_unverified_delivery_cannot_be_replayed(webhook_settings, deliver):

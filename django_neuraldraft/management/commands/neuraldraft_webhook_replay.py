@@ -74,7 +74,7 @@ class Command(BaseCommand):
             raise CommandError(f"Delivery {event.pk}: {printable(err)}") from err
         try:
             process_webhook(event.pk)
-        except TRANSIENT_ERRORS:
+        except (*TRANSIENT_ERRORS, webhooks.Unfinished):
             pass
         event.refresh_from_db()
         return event.outcome, event.error
