@@ -362,15 +362,9 @@ def default_aspect_ratio() -> str:
 
 
 def poll_schedule() -> tuple[float, float]:
-    """Return ``(first delay, longest delay)`` between polls of one job, in seconds.
-
-    With webhooks on, the first poll waits for the safety net: the delivery
-    should come first.
-    """
+    """Return ``(POLL_INITIAL, POLL_MAX)`` in seconds, the bounds of the poll schedule."""
     current = get_settings()
-    initial = float(current["POLL_INITIAL"])
-    safety = webhook_safety_poll()
-    return (initial if safety is None else safety, float(current["POLL_MAX"]))
+    return float(current["POLL_INITIAL"]), float(current["POLL_MAX"])
 
 
 def webhook_secret() -> str | None:

@@ -8,15 +8,27 @@ long job far too often or shows a short one's image late. The policy reads
 the job's own pace instead: two readings of its ``progress`` give a rate, the
 rate says when the job should end, and the next poll goes there. While there
 is no pace to read (the job is queued, or this is the first reading) the
-delay grows with the job's age; when progress stalls it backs off. No delay
-ever exceeds ``longest`` (``POLL_MAX``). See docs/benchmarks.rst for what it
-costs in requests and delay against the sandbox's jobs.
+delay grows with the job's age; when progress stalls it backs off. The first
+poll of all comes from the site's own history: how long its latest jobs took.
+No delay ever exceeds ``longest`` (``POLL_MAX``). See docs/benchmarks.rst for
+what it costs in requests and delay against the sandbox's jobs.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+#: How many of the site's latest finished jobs the first poll of a new one reads.
+HISTORY_SIZE = 20
+#: Fewer finished jobs than this say too little: the first poll waits ``initial``.
+HISTORY_MIN = 5
+#: The first poll waits this share of the quickest of them. Jobs of one site
+#: take about as long as each other, so a poll much before that sees only that
+#: the job is running, and its next poll has to come soon in case it just
+#: started, which costs one poll more than needed for every long job.
+HISTORY_SHARE = 0.7
 
 #: Without a pace to read, the next poll comes after this many times the job's age.
 AGE_FACTOR = 8.0
@@ -94,6 +106,31 @@ class PollState:
             and self.previous_elapsed is not None
             and self.elapsed > self.previous_elapsed
         )
+
+
+def first_poll_delay(
+    recent: Sequence[float],
+    *,
+    initial: float,
+    longest: float,
+    safety_net: float | None = None,
+) -> float:
+    """Seconds from sending a job to its first poll.
+
+    ``recent`` holds how long the site's latest finished jobs ran, in
+    seconds (up to ``HISTORY_SIZE`` of them). With at least ``HISTORY_MIN``,
+    the first poll waits ``HISTORY_SHARE`` of the quickest, but no less than
+    ``initial`` and no more than ``longest``; a job quicker than all of them
+    is seen late by at most the difference. Without that history, and for
+    jobs of one or two seconds, it waits ``initial`` (``POLL_INITIAL``).
+    With webhooks on (``safety_net`` set) the delivery should come first: it
+    waits ``safety_net``.
+    """
+    if safety_net is not None:
+        return safety_net
+    if len(recent) < HISTORY_MIN:
+        return initial
+    return max(initial, min(longest, HISTORY_SHARE * min(recent)))
 
 
 def next_poll_delay(

@@ -21,6 +21,26 @@ def make_job(image_key=None, status=JobStatus.PENDING, **fields):
     )
 
 
+class TestRecentDurations:
+    def test_the_latest_completed_generations_on_the_apis_clock_else_on_ours(self):
+        start = timezone.now() - timedelta(hours=1)
+        second = timedelta(seconds=1)
+        make_job(
+            status=JobStatus.COMPLETED,
+            remote_created_at=start,
+            remote_updated_at=start + 30 * second,
+        )
+        ours = make_job(status=JobStatus.COMPLETED)
+        Job.objects.filter(pk=ours.pk).update(created_at=start, finished_at=start + 40 * second)
+        make_job(status=JobStatus.FAILED, remote_created_at=start, remote_updated_at=start)
+        make_job(
+            status=JobStatus.COMPLETED, remote_created_at=start, remote_updated_at=start - second
+        )
+        assert Job.objects.recent_durations(10) == [30.0, 40.0]
+        # The newest row, whose times run backwards, counts towards the limit.
+        assert Job.objects.recent_durations(2) == [30.0]
+
+
 class TestImageKey:
     def test_full_clean_refuses_a_bad_key(self):
         with pytest.raises(ValidationError) as excinfo:

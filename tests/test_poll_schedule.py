@@ -12,8 +12,11 @@ from django_neuraldraft.poll_schedule import (
     AIM_MARGIN,
     BRISK_SHARE,
     FAR_SHARE,
+    HISTORY_MIN,
+    HISTORY_SHARE,
     RUNNING_FACTOR,
     PollState,
+    first_poll_delay,
     next_poll_delay,
 )
 from django_neuraldraft.sandbox.jobs import Job as SandboxJob
@@ -23,6 +26,28 @@ INITIAL, LONGEST = 2.0, 30.0
 
 def delay(state: PollState, **options: float) -> float:
     return next_poll_delay(state, initial=INITIAL, longest=LONGEST, **options)
+
+
+class TestFirstPoll:
+    def first(self, recent: list[float], **options: float) -> float:
+        return first_poll_delay(recent, initial=INITIAL, longest=LONGEST, **options)
+
+    @pytest.mark.parametrize("recent", [[], [40.0] * (HISTORY_MIN - 1)])
+    def test_without_enough_history_it_waits_poll_initial(self, recent):
+        assert self.first(recent) == INITIAL
+
+    def test_with_history_it_waits_a_share_of_the_quickest_recent_job(self):
+        recent = [21.0, 20.0, 24.0, 22.0, 30.0]
+        assert self.first(recent) == pytest.approx(HISTORY_SHARE * 20.0)
+
+    def test_it_never_waits_longer_than_poll_max(self):
+        assert self.first([10**9] * HISTORY_MIN) == LONGEST
+
+    def test_short_jobs_are_still_polled_after_poll_initial(self):
+        assert self.first([0.5] * HISTORY_MIN) == INITIAL
+
+    def test_with_webhooks_on_it_waits_for_the_safety_net(self):
+        assert self.first([20.0] * HISTORY_MIN, safety_net=600) == 600
 
 
 class TestWithoutAPace:
@@ -109,12 +134,15 @@ class TestSafetyNet:
         assert 0.8 * 600 <= delay(state, safety_net=600) <= 600
 
 
-def follow(duration: float, job_id: str, draw: random.Random) -> tuple[int, float]:
+def follow(
+    duration: float, job_id: str, draw: random.Random, recent: list[float] = ()
+) -> tuple[int, float]:
     """Poll a sandbox job on the schedule; return the polls made and how late the last one was.
 
     Time is simulated: the job's timeline is read at chosen instants. ``draw``
     stands for what a real run adds: the first poll's wait in the queue, the
     API's created_at truncated to the second, each poll's request time.
+    ``recent`` is how long the site's latest jobs took.
     """
     job = SandboxJob(
         id=job_id,
@@ -131,7 +159,8 @@ def follow(duration: float, job_id: str, draw: random.Random) -> tuple[int, floa
         created_at=0.0,
         duration=duration,
     )
-    now, polls, previous = INITIAL + draw.uniform(0, 1), 0, (0, -draw.uniform(0, 0.9))
+    first = first_poll_delay(recent, initial=INITIAL, longest=LONGEST)
+    now, polls, previous = first + draw.uniform(0, 1), 0, (0, -draw.uniform(0, 0.9))
     while True:
         polls += 1
         seen = job.to_json(now)
@@ -152,6 +181,19 @@ def test_the_sandbox_jobs_are_followed_with_few_polls_and_seen_soon_after_they_e
     assert sum(polls) / len(polls) <= 4.5
     assert lateness[int(0.95 * len(lateness))] <= 3.0
     assert lateness[-1] <= LONGEST
+
+
+@pytest.mark.parametrize(("duration", "most_polls"), [(10.0, 3.2), (30.0, 3.6), (60.0, 4.0)])
+def test_with_a_history_of_like_jobs_fewer_polls_see_them_as_soon(duration, most_polls):
+    random.seed(9)
+    draw = random.Random(duration)
+    # On the API's clock, whose times are truncated to the second.
+    recent = [math.floor(duration - draw.uniform(0, 1)) for _ in range(20)]
+    runs = [follow(duration, f"job_{n:012d}", draw, recent) for n in range(200)]
+    polls = [count for count, _ in runs]
+    lateness = sorted(late for _, late in runs)
+    assert sum(polls) / len(polls) <= most_polls
+    assert lateness[int(0.95 * len(lateness))] <= 3.0
 
 
 #: What a hostile or broken API can make a job look like after a poll (progress

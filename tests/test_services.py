@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import InMemoryStorage, storages
 from django.db import connection
 from django.forms import modelform_factory
+from django.utils import timezone
 
 from django_neuraldraft import limits, services
 from django_neuraldraft.choices import ImageOrigin, JobStatus
@@ -24,6 +25,7 @@ from django_neuraldraft.exceptions import (
     ServerError,
 )
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
+from django_neuraldraft.poll_schedule import HISTORY_SHARE
 from django_neuraldraft.signals import image_ready, job_failed
 from django_neuraldraft.testing import run_sandbox
 
@@ -159,6 +161,23 @@ class TestSubmit:
             "aspect_ratio": "16:9",
             "key": "hero.background",
         }
+
+    def test_the_first_poll_waits_for_most_of_what_the_latest_jobs_took(
+        self, hero, sandbox, settings
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "POLL_INITIAL": 2, "POLL_MAX": 30}
+        started = timezone.now() - timedelta(hours=1)
+        for n, seconds in enumerate([20, 25, 22, 21, 24]):
+            Job.objects.create(
+                status=JobStatus.COMPLETED,
+                idempotency_key=f"earlier-{n}",
+                remote_created_at=started,
+                remote_updated_at=started + timedelta(seconds=seconds),
+            )
+        before = timezone.now()
+        job = submitted(hero, sandbox)
+        waits = (job.next_poll_at - before).total_seconds()
+        assert HISTORY_SHARE * 20 - 1 <= waits <= HISTORY_SHARE * 20 + 1
 
     def test_submitting_twice_sends_once(self, hero, sandbox):
         job = submitted(hero, sandbox)

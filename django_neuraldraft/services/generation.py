@@ -21,6 +21,7 @@ from ..client.types import ASPECT_RATIOS
 from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
 from ..models import ImageKey, ImageVersion, Job
+from ..poll_schedule import HISTORY_SIZE, first_poll_delay
 from .chains import new_token
 from .jobs import fail, mirror, note_failure, permanent_error_code, valid_remote_id
 from .remote import TRANSIENT_ERRORS, get_client
@@ -269,8 +270,14 @@ def submit(job: Job) -> Job:
     if job.is_terminal:
         _stop_orphan(job, remote.id)
         return job
-    initial_delay, _longest = conf.poll_schedule()
-    mirror(job, remote, next_poll_at=timezone.now() + timedelta(seconds=initial_delay))
+    initial, longest = conf.poll_schedule()
+    first_poll = first_poll_delay(
+        Job.objects.recent_durations(HISTORY_SIZE),
+        initial=initial,
+        longest=longest,
+        safety_net=conf.webhook_safety_poll(),
+    )
+    mirror(job, remote, next_poll_at=timezone.now() + timedelta(seconds=first_poll))
     return job
 
 
