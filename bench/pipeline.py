@@ -3,8 +3,11 @@
 Against the sandbox (jobs of ``--job-seconds``, 1 s by default), a prefork
 worker (concurrency 4) on the Redis broker and a SQLite database in WAL
 mode, it submits 200 generations as fast as ``services.request_generation``
-allows and waits until every key shows its image. It reports, as one JSON
-line on stdout:
+allows and waits until every key shows its image. Before them it makes
+``--history`` images (20 by default), not measured, so that the site has
+the history of finished jobs that a site in use has and that a job's first
+poll reads; ``--history 0`` measures a new site's first batch. It reports,
+as one JSON line on stdout:
 
 - ``wall_s``: from the first submit to the last image bound;
 - ``requests_per_job``: API requests (``/v1/...``) per job;
@@ -16,9 +19,10 @@ line on stdout:
   are made (their chains ended), waited for after the last image is bound;
 - ``cpu_s``: CPU seconds of this process (sandbox, submits) and of the worker.
 
-With ``--shared-cache`` the cache is Redis, seen by every worker process,
-so that ``RENDITION_CONCURRENCY`` caps the renditions steps of all of them
-(with the default per-process cache it caps each process's).
+The cache is Redis, seen by every process, as on a site with a worker (so
+``RENDITION_CONCURRENCY`` caps the renditions steps of the whole worker);
+``--cache locmem`` gives each process its own, Django's default, where the
+cap holds per worker process.
 
 With ``--webhooks`` the endpoint is registered with the sandbox, a threaded
 WSGI server in this process runs the app's receiver, and polling is only the
@@ -119,29 +123,33 @@ class Receiver:
             thread.join(timeout=5)
 
 
-def run(bench: Bench, jobs: int, timeout: float) -> dict[str, Any]:
-    """Submit ``jobs`` generations, wait until they are bound, and measure."""
-    from django.db.models import Avg
+def generate_batch(
+    bench: Bench, prefix: str, jobs: int, timeout: float, renditions_timeout: float
+) -> dict[str, float]:
+    """Submit ``jobs`` generations, wait until they are bound and have renditions.
 
+    Returns the times (Unix) it started, finished submitting and had all
+    renditions made. A batch ends when every key shows its image or its job
+    failed.
+    """
     from django_neuraldraft import services
     from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
-    ImageKey.objects.bulk_create(
-        ImageKey(key=f"bench.{n:04d}", prompt=f"Benchmark picture {n}: a harbour at dawn")
+    image_keys = ImageKey.objects.bulk_create(
+        ImageKey(key=f"{prefix}.{n:04d}", prompt=f"Benchmark picture {n}: a harbour at dawn")
         for n in range(jobs)
     )
-    image_keys = list(ImageKey.objects.order_by("key"))
-
+    batch = ImageKey.objects.filter(key__startswith=f"{prefix}.")
     started = time.time()
     for image_key in image_keys:
         services.request_generation(image_key)
     submitted = time.time()
-    note(f"submitted {jobs} generations in {submitted - started:.2f} s")
+    note(f"submitted {jobs} generations ({prefix}) in {submitted - started:.2f} s")
 
     deadline = time.monotonic() + timeout
     while True:
-        bound = ImageKey.objects.filter(current__isnull=False).count()
-        failed = Job.objects.filter(status="failed").count()
+        bound = batch.filter(current__isnull=False).count()
+        failed = Job.objects.filter(image_key__in=batch, status="failed").count()
         if bound + failed >= jobs:
             break
         if time.monotonic() > deadline:
@@ -149,39 +157,58 @@ def run(bench: Bench, jobs: int, timeout: float) -> dict[str, Any]:
             raise TimeoutError(f"{bound}/{jobs} images bound after {timeout} s.\n{tail}")
         time.sleep(0.05)
 
+    deadline = time.monotonic() + renditions_timeout
     while ImageVersion.objects.exclude(chain_token="").exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Renditions still being made after {timeout} s.")
+            raise TimeoutError(f"Renditions still being made {renditions_timeout} s later.")
         time.sleep(0.05)
-    renditions_done = time.time()
+    return {"started": started, "submitted": submitted, "renditions_done": time.time()}
 
+
+def run(
+    bench: Bench, jobs: int, history: int, timeout: float, renditions_timeout: float
+) -> dict[str, Any]:
+    """Make ``history`` images first if asked, then measure a batch of ``jobs``."""
+    from django.db.models import Avg
+
+    from django_neuraldraft.models import ImageVersion, Job
+
+    if history:
+        generate_batch(bench, "history", history, timeout, renditions_timeout)
+    measured_from = len(bench.sandbox.requests)
+    times = generate_batch(bench, "bench", jobs, timeout, renditions_timeout)
+    started = times["started"]
+
+    measured = Job.objects.filter(image_key__key__startswith="bench.")
     completed_at = bench.sandbox.completion_times()
     bound_at = {
         remote_id: created.timestamp()
-        for remote_id, created in ImageVersion.objects.values_list("job__remote_id", "created_at")
+        for remote_id, created in ImageVersion.objects.filter(job__in=measured).values_list(
+            "job__remote_id", "created_at"
+        )
     }
     delays = [bound_at[job_id] - completed_at[job_id] for job_id in bound_at]
-    requests = bench.sandbox.requests
+    requests = bench.sandbox.requests[measured_from:]
     api_requests = sum(
         request.path.startswith("/v1/") and not request.path.startswith("/v1/webhook-endpoints")
         for request in requests
     )
-    result = {
+    return {
         "bench": "pipeline",
         "jobs": jobs,
+        "history": history,
         "bound": len(bound_at),
-        "failed": failed,
+        "failed": measured.filter(status="failed").count(),
         "wall_s": round(max(bound_at.values()) - started, 3),
-        "submit_s": round(submitted - started, 3),
-        "renditions_s": round(renditions_done - started, 3),
+        "submit_s": round(times["submitted"] - started, 3),
+        "renditions_s": round(times["renditions_done"] - started, 3),
         "requests_per_job": round(api_requests / jobs, 3),
         "http_requests_per_job": round(len(requests) / jobs, 3),
-        "polls_per_job": round(Job.objects.aggregate(polls=Avg("polls"))["polls"], 3),
+        "polls_per_job": round(measured.aggregate(polls=Avg("polls"))["polls"], 3),
         "p50_delay_s": round(statistics.median(delays), 3),
         "p95_delay_s": round(percentile(delays, 0.95), 3),
         "max_delay_s": round(max(delays), 3),
     }
-    return result
 
 
 def cpu_seconds(who: int) -> float:
@@ -195,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--job-seconds", type=float, default=1.0, help="how long a job runs")
     parser.add_argument(
+        "--history",
+        type=int,
+        default=20,
+        help="images made first, not measured, as on a site in use (0: a new site)",
+    )
+    parser.add_argument(
         "--webhooks", action="store_true", help="drive the pipeline by the sandbox's webhooks"
     )
     parser.add_argument(
@@ -202,7 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
-        "--shared-cache", action="store_true", help="a Redis cache every worker process sees"
+        "--cache",
+        choices=["redis", "locmem"],
+        default="redis",
+        help="Redis, seen by every process (default), or each process's own LocMemCache",
+    )
+    parser.add_argument(
+        "--renditions-timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait for the renditions after the last image is bound",
     )
     parser.add_argument("--worker-loglevel", default="WARNING")
     parser.add_argument(
@@ -234,15 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         worker_concurrency=args.concurrency,
         worker_loglevel=args.worker_loglevel,
         image_format=args.image_format,
-        shared_cache=args.shared_cache,
+        shared_cache=args.cache == "redis",
     ) as bench:
         note(f"sandbox at {bench.sandbox.base_url}, worker concurrency {args.concurrency}")
         own_cpu = cpu_seconds(resource.RUSAGE_SELF)
         if receiver is None:
-            result = run(bench, args.jobs, timeout)
+            result = run(bench, args.jobs, args.history, timeout, args.renditions_timeout)
         else:
             with receiver.serving():
-                result = run(bench, args.jobs, timeout)
+                result = run(bench, args.jobs, args.history, timeout, args.renditions_timeout)
                 result["deliveries_failed"] = sum(
                     delivery.status != "success" for delivery in bench.sandbox.deliveries
                 )
@@ -260,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         job_seconds=args.job_seconds,
         webhooks=args.webhooks,
         database=args.database,
-        shared_cache=args.shared_cache,
+        shared_cache=args.cache == "redis",
     )
     emit(result)
     return 0
