@@ -5,7 +5,9 @@ Pages show the same images with the same attributes, written four ways:
 - ``neuraldraft``: ``{% neuraldraft_image "bench.hero-N" alt=... class=... loading=... %}``
   with literal keys, in pages of 10, 50 and 500 tags;
 - ``loop``: the same 50 (and 500) images from ``{% for card in cards %}`` with
-  ``{% neuraldraft_image card.key alt=card.alt ... %}``, ``cards`` a list of dicts;
+  ``{% neuraldraft_image card.key alt=card.alt ... %}``, ``cards`` a list of dicts,
+  and ``loop_key_only``: the same 50 without ``alt=card.alt`` (the keys' own alt
+  text is the same), which tells the key's cost from the variable attribute's;
 - ``static``: ``<img src="{% static ... %}" width=... height=... alt=...>``, the
   hard-coded floor, in pages of 10, 50 and 500, and the same 50 from a loop
   (``static_loop``: ``{% static card.src %}``, ``alt="{{ card.alt }}"``);
@@ -158,6 +160,12 @@ LOOP = (
     "{% endfor %}"
 )
 
+LOOP_KEY_ONLY = (
+    "{% load neuraldraft %}{% for card in cards %}"
+    f"{{% neuraldraft_image card.key {ATTRIBUTES} %}}\n"
+    "{% endfor %}"
+)
+
 FIELD = (
     '{% for obj in versions %}<img src="{{ obj.file.url }}" width="{{ obj.width }}" '
     f'height="{{{{ obj.height }}}}" alt="Hero {{{{ forloop.counter0 }}}}" {ATTRIBUTES}>\n'
@@ -200,6 +208,7 @@ def pages() -> dict[str, Page]:
         found[f"static_{tags}"] = Page(static(tags), tags=tags)
     found["loop_50"] = Page(LOOP, cards(50))
     found["loop_500"] = Page(LOOP, cards(500), tags=500)
+    found["loop_key_only_50"] = Page(LOOP_KEY_ONLY, cards(50))
     found["static_loop_50"] = Page(STATIC_LOOP, cards(50))
     found["field_50"] = Page(FIELD, versions)
     found["sorl_50"] = Page(SORL)
@@ -285,6 +294,7 @@ def main() -> dict[str, object]:
         rendered = templates["neuraldraft_50"].render()
         assert rendered.count('<img src="/media/neuraldraft/bench.hero-') == 50, rendered
         assert templates["loop_50"].render() == rendered
+        assert templates["loop_key_only_50"].render() == rendered
 
         times = measure(templates)
         queries = {
@@ -312,6 +322,7 @@ def main() -> dict[str, object]:
         "redis_ratio_vs_static_500": ratio(times, "neuraldraft_500", "static_500"),
         "redis_loop_vs_literal": ratio(times, "loop_50", "neuraldraft_50"),
         "redis_loop_vs_literal_500": ratio(times, "loop_500", "neuraldraft_500"),
+        "redis_loop_vs_literal_key_only": ratio(times, "loop_key_only_50", "neuraldraft_50"),
         "redis_loop_vs_static_loop_50": ratio(times, "loop_50", "static_loop_50"),
         "redis_ratio_vs_field_50": ratio(times, "neuraldraft_50", "field_50"),
         "redis_queries_cold_50": queries["queries_cold"],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from urllib.parse import unquote
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.template import Context, Template, TemplateSyntaxError
+from django.template import Context, Engine, RequestContext, Template, TemplateSyntaxError
 from django.template.loader import render_to_string
 from django.test import override_settings
 
@@ -192,6 +193,188 @@ class TestImageDataTag:
     def test_as_is_required(self):
         with pytest.raises(TemplateSyntaxError, match='needs "as"'):
             render('{% neuraldraft_image_data "hero.background" %}')
+
+
+class Shouting(dict):
+    """A mapping of its own: Django reads it with ``[]``, and so must the tags."""
+
+    def __getitem__(self, name):
+        return super().__getitem__(name).upper()
+
+
+class Prefixing(dict):
+    def __getitem__(self, name):
+        return "grid." + super().__getitem__(name)
+
+
+class Subscriptable:
+    """Django tries ``[]`` before attributes on anything whose type has ``__getitem__``."""
+
+    title = "an attribute"
+
+    def __getitem__(self, name):
+        return "an item"
+
+
+class CalledFirst:
+    """Django calls what it finds before it looks further."""
+
+    title = "an attribute of the callable"
+
+    def __call__(self):
+        return {"title": "what the call returns"}
+
+
+class NotCalled:
+    do_not_call_in_templates = True
+
+    def __call__(self):
+        return "called"
+
+    def __str__(self):
+        return "not called"
+
+
+def altering():
+    return "altered"
+
+
+altering.alters_data = True
+
+
+class Silent(Exception):
+    silent_variable_failure = True
+
+
+class Failing:
+    @property
+    def title(self):
+        raise Silent
+
+
+class Answering(Context):
+    """A context class of its own, which answers every name itself."""
+
+    def __getitem__(self, name):
+        return {"title": "from the context"}
+
+
+def render_in(source: str, context: Context, string_if_invalid: str = "") -> str:
+    engine = Engine(
+        libraries={"neuraldraft": "django_neuraldraft.templatetags.neuraldraft"},
+        string_if_invalid=string_if_invalid,
+    )
+    return engine.from_string("{% load neuraldraft %}" + source).render(context)
+
+
+def title_of(expression: str, string_if_invalid: str = "", **context) -> str:
+    """What ``{% neuraldraft_image ... title=<expression> %}`` adds to the ``<img>``."""
+    source = f'{{% neuraldraft_image "hero.background" title={expression} %}}'
+    html = render_in(source, Context(context), string_if_invalid)
+    assert html.startswith(HERO), html
+    return html[len(HERO) : -1]
+
+
+class TestVariables:
+    """Tag arguments that are variables resolve as Django resolves ``{{ variable }}``."""
+
+    @pytest.mark.parametrize(
+        ("expression", "context", "title"),
+        [
+            ("card.title", {"card": {"title": "Dunes"}}, ' title="Dunes"'),
+            ("card.title", {"card": SimpleNamespace(title="Dunes")}, ' title="Dunes"'),
+            ("card.title", {"card": Shouting(title="Dunes")}, ' title="DUNES"'),
+            ("card.title", {"card": Subscriptable()}, ' title="an item"'),
+            ("card.title", {"card": {"title": lambda: "Called"}}, ' title="Called"'),
+            ("card.title", {"card": {"title": NotCalled()}}, ' title="not called"'),
+            ("card.title", {"card": {"title": altering}}, ' title=""'),
+            ("card", {"card": lambda: "Called"}, ' title="Called"'),
+            ("card.title", {"card": CalledFirst()}, ' title="what the call returns"'),
+            (
+                "page.card.title",
+                {"page": {"card": CalledFirst()}},
+                ' title="what the call returns"',
+            ),
+            ("page.card.title", {"page": {"card": lambda: {"title": "Dunes"}}}, ' title="Dunes"'),
+            ("cards.0.title", {"cards": [{"title": "Dunes"}]}, ' title="Dunes"'),
+            ("card.missing", {"card": {"title": "Dunes"}}, ' title=""'),
+            ("nothing.title", {}, ' title=""'),
+            ("card.title", {"card": Failing()}, ' title=""'),
+            ("flag", {"flag": True}, " title"),
+            ("None", {}, ""),
+        ],
+    )
+    def test_as_django_resolves_them(self, hero, expression, context, title):
+        assert title_of(expression, **context) == title
+
+    @pytest.mark.parametrize(
+        ("expression", "context", "title"),
+        [
+            ("card.missing", {"card": {"title": "Dunes"}}, ' title="INVALID card.missing"'),
+            ("nothing.title", {}, ' title="INVALID nothing.title"'),
+            ("card.title", {"card": {"title": altering}}, ' title="INVALID %s"'),
+            ("card.title", {"card": Failing()}, ' title="INVALID %s"'),
+        ],
+    )
+    def test_what_fails_gives_string_if_invalid(self, hero, expression, context, title):
+        assert title_of(expression, "INVALID %s", **context) == title
+
+    def test_an_attribute_error_of_a_property_is_raised(self, hero):
+        class Broken:
+            @property
+            def title(self):
+                raise AttributeError("broken")
+
+        with pytest.raises(AttributeError, match="broken"):
+            title_of("card.title", card=Broken())
+
+    @pytest.mark.parametrize(
+        ("inner", "title"), [({"title": "inner"}, "inner"), (Subscriptable(), "an item")]
+    )
+    def test_the_innermost_scope_wins(self, hero, inner, title):
+        source = (
+            '{% with card=inner %}{% neuraldraft_image "hero.background" title=card.title %}'
+            "{% endwith %}"
+        )
+
+        html = render_in(source, Context({"card": {"title": "outer"}, "inner": inner}))
+
+        assert html == f'{HERO} title="{title}">'
+
+    def test_a_context_class_of_its_own_is_asked(self, hero):
+        source = '{% neuraldraft_image "hero.background" title=card.title %}'
+
+        html = render_in(source, Answering({"card": {"title": "Dunes"}}))
+
+        assert html == f'{HERO} title="from the context">'
+
+    def test_a_request_context(self, hero, rf):
+        source = '{% neuraldraft_image "hero.background" title=card.title %}'
+
+        html = render_in(source, RequestContext(rf.get("/"), {"card": {"title": "Dunes"}}))
+
+        assert html == f'{HERO} title="Dunes">'
+
+    @pytest.mark.parametrize(
+        "card",
+        [
+            lambda n: SimpleNamespace(key=f"grid.{n}"),
+            lambda n: SimpleNamespace(key=lambda: f"grid.{n}"),
+            lambda n: Prefixing(key=str(n)),
+        ],
+        ids=["attribute", "method", "mapping"],
+    )
+    def test_keys_of_a_loop_cost_one_query_however_they_are_found(
+        self, card, django_assert_num_queries
+    ):
+        for n in range(3):
+            create_image_key(f"grid.{n}", file=f"grid.{n}.png")
+        source = "{% for card in cards %}{% neuraldraft_url card.key %} {% endfor %}"
+
+        with django_assert_num_queries(1):
+            html = render_in(source, Context({"cards": [card(n) for n in range(3)]}))
+
+        assert html.count("/media/grid.") == 3
 
 
 class TestPlaceholders:

@@ -11,12 +11,12 @@ loops give (a :class:`Plan`).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from django import template
 from django.template.base import FilterExpression, Node, NodeList, Parser, Token, Variable
-from django.template.context import Context
+from django.template.context import Context, RequestContext
 from django.template.defaulttags import ForNode, WithNode
 from django.template.loader_tags import (
     BlockNode,
@@ -60,6 +60,93 @@ def _constant(expression: FilterExpression) -> Any:
     return var if isinstance(var, str) else _NOT_CONSTANT
 
 
+#: Django's own contexts, whose ``context[name]`` is the top-down search of ``dicts``.
+_PLAIN_CONTEXTS = frozenset({Context, RequestContext})
+
+_NOT_FOUND = object()
+
+
+class _Lookup:
+    """A tag argument, resolved as Django resolves it, with a shortcut for a plain path of names.
+
+    ``card.key`` or ``alt`` is most of what a page passes a tag, once per
+    loop item. When each name is a ``dict`` key or an attribute of an object
+    that is not subscriptable, and nothing on the way is callable, the value
+    is what Django's lookup would find, at a fraction of its cost; anything
+    else (a missing name, a callable, a list index, a mapping of another type,
+    a context class of its own) goes through ``FilterExpression.resolve``.
+    """
+
+    __slots__ = ("expression", "first", "rest")
+
+    def __init__(self, expression: FilterExpression) -> None:
+        self.expression = expression
+        path = _path_of(expression)
+        #: The context variable (``card``), if the expression is a plain path of names.
+        self.first = path[0] if path else None
+        #: The names looked up on it, one after the other (``("key",)``).
+        self.rest = path[1:]
+
+    def resolve(self, context: Context, ignore_failures: bool = False) -> Any:
+        """What ``FilterExpression.resolve`` gives; Django's own contexts are searched
+        as ``context[name]`` searches them, any other may answer in its own way."""
+        first = self.first
+        if first is not None and type(context) in _PLAIN_CONTEXTS:
+            for layer in reversed(context.dicts):
+                if first in layer:
+                    value = _follow(layer[first], self.rest)
+                    if value is not _NOT_FOUND:
+                        return value
+                    break
+        return self.expression.resolve(context, ignore_failures)
+
+    def reads(self, names: list[str]) -> bool:
+        """Whether the value is found on the one name that ``names`` binds (``card.key``)."""
+        return self.first is not None and names == [self.first]
+
+    def strings_on(self, items: Iterable[Any]) -> Iterator[str]:
+        """The values that are strings, with only the first name (see :meth:`reads`) bound
+        to each of ``items`` in turn; a lookup that fails gives nothing."""
+        for item in items:
+            value = _follow(item, self.rest)
+            if value is _NOT_FOUND:
+                value = _quietly(self.expression.var.resolve, {self.first: item})
+            if isinstance(value, str):
+                yield value
+
+
+def _path_of(expression: FilterExpression) -> tuple[str, ...]:
+    """The names ``expression`` looks up one after the other, or ``()`` when it does
+    anything more: a filter or a translation changes the value, a literal has none."""
+    var = expression.var
+    if expression.filters or not isinstance(var, Variable) or var.translate:
+        return ()
+    return var.lookups or ()
+
+
+def _follow(current: Any, names: tuple[str, ...]) -> Any:
+    """``current`` looked up by ``names``, or _NOT_FOUND where Django's lookup might differ.
+
+    An attribute that raises is left to Django's lookup, which reads it again and
+    decides what the error means (``silent_variable_failure``, a missing name).
+    """
+    for name in names:
+        if callable(current):
+            return _NOT_FOUND
+        if type(current) is dict:
+            if name not in current:
+                return _NOT_FOUND
+            current = current[name]
+        elif hasattr(type(current), "__getitem__"):
+            return _NOT_FOUND
+        else:
+            try:
+                current = getattr(current, name)
+            except Exception:
+                return _NOT_FOUND
+    return _NOT_FOUND if callable(current) else current
+
+
 class _Loop(NamedTuple):
     """``{% for <names> in <sequence> %}`` around a key."""
 
@@ -77,7 +164,7 @@ class _With(NamedTuple):
 class _Planned(NamedTuple):
     """A key given as a variable, with what surrounds it, outermost first."""
 
-    expression: FilterExpression
+    key: _Lookup
     scopes: tuple[_Loop | _With, ...]
     #: Behind an ``{% if %}`` or another tag that may not render it: then a
     #: QuerySet that nothing has evaluated yet is left alone.
@@ -104,7 +191,7 @@ class Plan:
     def keys(self, context: Context) -> list[str]:
         keys = list(self.literals)
         for planned in self.expressions:
-            keys.extend(_expand(planned.expression, planned.scopes, planned.conditional, context))
+            keys.extend(_expand(planned.key, planned.scopes, planned.conditional, context))
         return keys
 
     def _walk_template(self, found: Any, scopes: tuple, conditional: bool) -> None:
@@ -206,26 +293,16 @@ def _is_name(expression: FilterExpression) -> str | None:
     return var.lookups[0] if len(var.lookups) == 1 else None
 
 
-def _lookup_on(expression: FilterExpression, names: list[str]) -> Variable | None:
-    """The Variable of ``expression`` if it only looks something up on the loop's one name."""
-    var = expression.var
-    if expression.filters or len(names) != 1 or not isinstance(var, Variable):
-        return None
-    if var.lookups is None or var.translate or var.lookups[0] != names[0]:
-        return None
-    return var
-
-
 def _expand(
-    expression: FilterExpression,
+    key: _Lookup,
     scopes: tuple,
     conditional: bool,
     context: Context,
     bound: frozenset[str] = frozenset(),
 ) -> Iterator[str]:
-    """The keys ``expression`` gives in ``context`` inside ``scopes``."""
+    """The keys ``key`` gives in ``context`` inside ``scopes``."""
     if not scopes:
-        value = _resolve(expression, context)
+        value = _quietly(key.resolve, context, True)
         if isinstance(value, str):
             yield value
         return
@@ -233,10 +310,10 @@ def _expand(
     if isinstance(scope, _With):
         values = {name: _resolve(value, context) for name, value in scope.values.items()}
         if scope.isolated:
-            yield from _expand(expression, inner, conditional, context.new(values), bound)
+            yield from _expand(key, inner, conditional, context.new(values), bound)
         else:
             with context.push(values):
-                yield from _expand(expression, inner, conditional, context, bound | set(values))
+                yield from _expand(key, inner, conditional, context, bound | set(values))
         return
     sequence = _resolve(scope.sequence, context)
     # The loop evaluates a QuerySet from the context itself: doing it first costs nothing,
@@ -245,16 +322,12 @@ def _expand(
     evaluate = not conditional and name is not None and name not in bound
     if not replayable(sequence, evaluate=evaluate):
         # Perhaps rendering is inside this loop already, with its names bound.
-        yield from _expand(expression, inner, conditional, context, bound)
+        yield from _expand(key, inner, conditional, context, bound)
         return
     names = scope.names
-    lookup = _lookup_on(expression, names) if not inner else None
-    if lookup is not None:
+    if not inner and key.reads(names):
         # The common case, {% for card in cards %}...card.key: no context stack per item.
-        for item in sequence:
-            value = _quietly(lookup.resolve, {names[0]: item})
-            if isinstance(value, str):
-                yield value
+        yield from key.strings_on(sequence)
         return
     inner_bound = bound | set(names)
     with context.push():
@@ -268,7 +341,7 @@ def _expand(
                     values.update(zip(names, item, strict=True))
                 except (TypeError, ValueError):
                     continue
-            yield from _expand(expression, inner, conditional, context, inner_bound)
+            yield from _expand(key, inner, conditional, context, inner_bound)
 
 
 def _memo(context: Context) -> RenderMemo:
@@ -284,7 +357,7 @@ class ImageKeyNode(Node):
     """A tag that renders something of one image key."""
 
     def __init__(self, key: FilterExpression, asvar: str | None = None):
-        self.key = key
+        self.key = _Lookup(key)
         self.asvar = asvar
         literal = _constant(key)
         self.literal = None if literal is _NOT_CONSTANT else str(literal)
@@ -332,7 +405,7 @@ class ImageKeyNode(Node):
                         continue
                     memo.replayed.add(replay)
                     scopes = planned.scopes[depth:]
-                    return list(_expand(planned.expression, scopes, True, context))
+                    return list(_expand(planned.key, scopes, True, context))
         return []
 
 
@@ -342,26 +415,19 @@ class ImageNode(ImageKeyNode):
     def __init__(self, key: FilterExpression, attrs: list[tuple[str, FilterExpression]]):
         super().__init__(key)
         sizes = [value for name, value in attrs if name == "sizes"]
-        self.sizes = sizes[0] if sizes else None
+        self.sizes = _Lookup(sizes[0]) if sizes else None
         attrs = [(name, value) for name, value in attrs if name != "sizes"]
         self.overridden = COMPUTED_ATTRIBUTES.intersection(name for name, _value in attrs)
-        self.parts: list[str | tuple[str, FilterExpression]] = []
-        for name, expression in attrs:
-            value = _constant(expression)
-            self.parts.append(
-                (name, expression) if value is _NOT_CONSTANT else attribute_html(name, value)
-            )
         # Literal attributes are escaped once, here; only variables are resolved per render.
-        literals = [part for part in self.parts if isinstance(part, str)]
-        self.attrs_html = "".join(literals) if len(literals) == len(self.parts) else None
+        self.variables, self.html_after = _attribute_parts(attrs)
 
     def attributes(self, context: Context) -> str:
-        if self.attrs_html is not None:
-            return self.attrs_html
-        return "".join(
-            part if isinstance(part, str) else attribute_html(part[0], part[1].resolve(context))
-            for part in self.parts
-        )
+        if not self.variables:
+            return self.html_after
+        html = ""
+        for before, name, value in self.variables:
+            html += before + attribute_html(name, value.resolve(context))
+        return html + self.html_after
 
     def sizes_of(self, context: Context) -> Any:
         """The tag's ``sizes``, else ``DEFAULT_SIZES``; ``None`` when neither is set."""
@@ -375,6 +441,23 @@ class ImageNode(ImageKeyNode):
         sizes = self.sizes_of(context)
         responsive = srcset_html(data.srcset, sizes) if sizes else ""
         return img_html(data, self.attributes(context), self.overridden, responsive)
+
+
+def _attribute_parts(
+    attrs: list[tuple[str, FilterExpression]],
+) -> tuple[list[tuple[str, str, _Lookup]], str]:
+    """The attributes whose values are variables, each as (the HTML of the literal
+    attributes before it, its name, its value); then the HTML of the literal ones after."""
+    variables = []
+    html = ""
+    for name, expression in attrs:
+        value = _constant(expression)
+        if value is _NOT_CONSTANT:
+            variables.append((html, name, _Lookup(expression)))
+            html = ""
+        else:
+            html += attribute_html(name, value)
+    return variables, html
 
 
 class PictureNode(ImageNode):
