@@ -165,6 +165,11 @@ class TestConcurrency:
         yield
         caches["default"].clear()
 
+    @pytest.fixture
+    def quick_retries(self, monkeypatch):
+        """Steps that found no slot try again on their own in a moment, not half a minute."""
+        monkeypatch.setattr(rendition_chain, "SLOT_WAIT", 0.05)
+
     def another_step_running(self):
         """A slot taken as a running step takes it, kept until the test gives it back."""
         held = rendition_slots.slot(rendition_chain.STEP_TIME_LIMIT)
@@ -173,7 +178,7 @@ class TestConcurrency:
         return held
 
     def test_a_step_without_a_free_slot_is_sent_again_and_no_attempt_counted(
-        self, published, commit
+        self, published, commit, quick_retries
     ):
         version = scheduled(commit)
         message = published.pop()
@@ -194,6 +199,32 @@ class TestConcurrency:
         version.refresh_from_db()
         assert len(version.renditions) == 6
         assert (version.chain_token, version.renditions_attempts) == ("", 0)
+
+    def test_a_step_that_frees_its_slot_wakes_the_step_waiting_longest(
+        self, settings, published, commit
+    ):
+        configure(settings, RENDITION_WIDTHS=(80, 160), RENDITION_CONCURRENCY=1)
+        first, longest, latest = scheduled(commit), scheduled(commit), scheduled(commit)
+        messages = {message.args[0]: message for message in published}
+        held = self.another_step_running()
+        run(messages[longest.pk])
+        run(messages[latest.pk])
+        waiting = {message.args[0]: message for message in published[3:]}
+        assert all(message.eta is not None for message in waiting.values())
+        published.clear()
+        held.__exit__(None, None, None)
+
+        run(messages[first.pk])
+
+        [woken] = published
+        assert woken.args == (longest.pk,) and woken.eta is None
+        run(woken)
+        longest.refresh_from_db()
+        assert len(longest.renditions) == 6 and longest.chain_token == ""
+        run(waiting[longest.pk])  # the fallback message it was woken before: dropped
+        assert ImageVersion.objects.get(pk=latest.pk).renditions == []
+        [woken] = published[1:]
+        assert woken.args == (latest.pk,)
 
     def test_a_freed_slot_is_taken_by_the_next_step(self, settings, published, commit):
         configure(settings, RENDITION_WIDTHS=(80, 160), RENDITION_CONCURRENCY=1)
@@ -217,7 +248,7 @@ class TestConcurrency:
         assert len(version.renditions) == 6 and published == []
 
     def test_the_slot_of_a_killed_step_frees_itself_after_the_time_limit(
-        self, monkeypatch, published, commit
+        self, monkeypatch, published, commit, quick_retries
     ):
         self.another_step_running()
         version = scheduled(commit)

@@ -42,6 +42,11 @@ def _running_token() -> str:
     return chain_token(RUNNING)
 
 
+def queued() -> Q:
+    """Rows whose chain waits for its next message to arrive."""
+    return Q(chain_token__startswith=QUEUED)
+
+
 def running() -> Q:
     """Rows whose chain a step claimed and neither passed on nor ended: running, or dead."""
     return Q(chain_token__startswith=RUNNING)

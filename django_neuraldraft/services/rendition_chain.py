@@ -36,8 +36,13 @@ STEP_TIME_LIMIT = 180
 #: a 2048x1152 rendition's worth, so the default widths of a generated image take three
 #: steps of at most about a third of a second of CPU each (docs/renditions.rst).
 STEP_PIXELS = 2_400_000
-#: Seconds before a step that found every ``RENDITION_CONCURRENCY`` slot taken tries again.
-SLOT_WAIT = 2.0
+#: Seconds before a step that found every ``RENDITION_CONCURRENCY`` slot taken tries again
+#: on its own. The step that frees a slot wakes the one that has waited longest at once
+#: (:func:`_wake_a_waiter`), so this is the fallback for a wake-up that was lost, and
+#: waiting steps cost a message each per this long rather than a stream of retries.
+SLOT_WAIT = 30.0
+#: Chains due within this many seconds are running or about to; a freed slot wakes none of them.
+WAKE_AHEAD = 1.0
 #: ``renditions_error`` is read by people; what exceptions say is cut to this length.
 ERROR_MAX_LENGTH = 2000
 
@@ -78,6 +83,7 @@ def run_step(version_pk: int, token: str | None, below: int | None = None) -> No
             _wait_for_slot(version_pk, running, below)
             return
         _make_step(version, running, below)
+    _wake_a_waiter(but=version_pk)
 
 
 def _make_step(version: ImageVersion, running: str, below: int | None) -> None:
@@ -173,6 +179,22 @@ def _wait_for_slot(version_pk: int, running: str, below: int | None) -> None:
     token = chains.pass_on(version_pk, running, SLOT_WAIT, model=ImageVersion)
     if token is not None:
         renditions.send_task(version_pk, token, below=below, countdown=SLOT_WAIT)
+
+
+def _wake_a_waiter(*, but: int) -> None:
+    """Send the chain that has waited longest for a slot a message now, for the slot just freed.
+
+    Chains waiting after a failed attempt keep their backoff, and version
+    ``but`` (the step that freed the slot) goes on by its own messages. A
+    step sent on its way meanwhile may take the slot first; the woken one
+    then waits again, behind the others.
+    """
+    soonest = timezone.now() + timedelta(seconds=WAKE_AHEAD)
+    waiting = ImageVersion.objects.filter(
+        chains.queued(), chain_due_at__gt=soonest, renditions_attempts=0
+    ).exclude(pk=but)
+    for version, token in chains.restart(waiting.order_by("chain_due_at")[:1]):
+        renditions.send_task(version.pk, token)
 
 
 def _failed_attempt(
