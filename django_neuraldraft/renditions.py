@@ -32,6 +32,7 @@ from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError, features
 
 from . import conf, resolver
 from .downloads import IMAGE_FORMATS
+from .low_priority import call_at_low_priority
 from .models import ImageKey, ImageVersion
 from .storage import save_immutable
 
@@ -278,7 +279,7 @@ def make_for(
     saved: list[str] = []
     try:
         if wanted and original:
-            _make(storage, original, wanted, outcome, made, saved)
+            call_at_low_priority(_make, storage, original, wanted, outcome, made, saved)
         kept = [made.get(item.name) or recorded.get(item.name) for item in planned]
         renditions = [rendition for rendition in kept if rendition is not None]
         changed = renditions != version.renditions or version.renditions_writing
