@@ -22,6 +22,7 @@ import posixpath
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import IO, Any
 
 from celery import current_app
@@ -217,10 +218,36 @@ def schedule(version: ImageVersion) -> None:
 def send_task(
     version_pk: int, token: str, *, below: int | None = None, countdown: float = 0.0
 ) -> None:
-    """Send the renditions message holding ``token``, for widths under ``below`` (all if None)."""
+    """Send the renditions message holding ``token``, for widths under ``below`` (all if None).
+
+    On a Redis broker the message goes out at the lowest priority, so that a
+    worker takes the polls, ingests and webhooks queued after it first; see
+    :func:`message_priority`.
+    """
     current_app.send_task(
-        TASK_NAME, (version_pk,), {"token": token, "below": below}, countdown=countdown
+        TASK_NAME,
+        (version_pk,),
+        {"token": token, "below": below},
+        countdown=countdown,
+        priority=message_priority(str(current_app.conf.broker_url or "")),
     )
+
+
+#: Redis's lowest priority: Celery's Redis transport serves 0 first and 9 last.
+_REDIS_LOWEST_PRIORITY = 9
+
+
+@lru_cache(maxsize=8)
+def message_priority(broker_url: str) -> int | None:
+    """The priority of a renditions message: Redis's lowest, else none.
+
+    Celery's Redis transport keeps a list per priority and always serves the
+    highest first, with no setup. RabbitMQ counts the other way (9 highest)
+    and ignores priorities on a queue declared without ``x-max-priority``, so
+    there a message gets none and the queue stays first in, first out.
+    """
+    scheme = broker_url.partition("://")[0].partition("+")[0]
+    return _REDIS_LOWEST_PRIORITY if scheme in ("redis", "rediss", "sentinel") else None
 
 
 @dataclass

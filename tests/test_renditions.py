@@ -699,3 +699,20 @@ class TestCommand:
             call_command("neuraldraft_renditions", stdout=out, no_color=True)
         assert f"hero.background #{hero.pk}: 0 made, 6 failed" in out.getvalue()
         assert "card.one" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "priority"),
+    [
+        ("redis://127.0.0.1:6379/0", 9),
+        ("rediss://cache.example.com:6380/1", 9),
+        ("redis+socket:///run/redis.sock", 9),
+        ("sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379", 9),
+        ("amqp://guest:guest@127.0.0.1:5672//", None),
+        ("pyamqp://127.0.0.1//", None),
+        ("memory://", None),
+        ("", None),
+    ],
+)
+def test_renditions_messages_get_redis_lowest_priority_and_no_other(broker_url, priority):
+    assert renditions.message_priority(broker_url) == priority

@@ -90,3 +90,16 @@ def test_renditions_a_killed_worker_was_making_are_swept_and_finished_without_or
     assert sorted(str(path.relative_to(media_root)) for path in folder.iterdir()) == sorted(
         rendition["name"] for rendition in made.renditions
     )
+
+
+def test_on_a_redis_broker_renditions_wait_behind_the_polls(redis_broker, redis_celery):
+    import redis
+
+    from django_neuraldraft import renditions
+
+    renditions.send_task(1, "q-token")
+    tasks.poll_job.delay(2)
+    client = redis.Redis.from_url(redis_broker)
+    lowest = "celery\x06\x169"
+    assert (client.llen("celery"), client.llen(lowest)) == (1, 1)
+    client.close()
