@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         "--webhooks", action="store_true", help="drive the pipeline by the sandbox's webhooks"
     )
     parser.add_argument(
-        "--timeout", type=float, help="seconds to wait for all (default: 60 + 3 x job seconds)"
+        "--timeout",
+        type=float,
+        help="seconds to wait for a batch to be bound (default: 60 + 3 x job seconds)",
     )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument(
