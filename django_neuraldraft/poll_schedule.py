@@ -28,7 +28,7 @@ HISTORY_MIN = 5
 #: take about as long as each other, so a poll much before that sees only that
 #: the job is running, and its next poll has to come soon in case it just
 #: started, which costs one poll more than needed for every long job.
-HISTORY_SHARE = 0.7
+HISTORY_SHARE = 0.9
 
 #: Without a pace to read, the next poll comes after this many times the job's age.
 AGE_FACTOR = 8.0
