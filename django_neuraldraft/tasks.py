@@ -109,7 +109,7 @@ def process_webhook(self: Task, event_pk: int) -> None:
 
     try:
         webhooks.process(event_pk)
-    except (*services.TRANSIENT_ERRORS, webhooks.Unfinished) as err:
+    except webhooks.RETRY_LATER as err:
         retry_after = getattr(err, "retry_after", None)
         raise self.retry(
             exc=err, countdown=retry_delay(self.request.retries + 1, retry_after)

@@ -66,6 +66,10 @@ class Unfinished(Exception):
     """
 
 
+#: What processing a delivery may raise that a later try may not: its task retries them.
+RETRY_LATER = (*services.TRANSIENT_ERRORS, Unfinished)
+
+
 #: The error of a delivery stored while its task could not be queued.
 NOT_QUEUED = (
     "The Celery broker could not be reached to queue this delivery; "

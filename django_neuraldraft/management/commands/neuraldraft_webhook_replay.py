@@ -11,7 +11,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_neuraldraft import webhooks
 from django_neuraldraft.choices import WebhookOutcome
 from django_neuraldraft.models import WebhookEvent
-from django_neuraldraft.services import TRANSIENT_ERRORS
 from django_neuraldraft.tasks import process_webhook
 from django_neuraldraft.terminal import printable
 
@@ -74,7 +73,7 @@ class Command(BaseCommand):
             raise CommandError(f"Delivery {event.pk}: {printable(err)}") from err
         try:
             process_webhook(event.pk)
-        except (*TRANSIENT_ERRORS, webhooks.Unfinished):
+        except webhooks.RETRY_LATER:
             pass
         event.refresh_from_db()
         return event.outcome, event.error
