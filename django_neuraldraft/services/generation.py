@@ -271,12 +271,10 @@ def submit(job: Job) -> Job:
         _stop_orphan(job, remote.id)
         return job
     initial, longest = conf.poll_schedule()
-    first_poll = first_poll_delay(
-        Job.objects.recent_durations(HISTORY_SIZE),
-        initial=initial,
-        longest=longest,
-        safety_net=conf.webhook_safety_poll(),
-    )
+    safety_net = conf.webhook_safety_poll()
+    # The safety net sets the first poll by itself: no history to read then.
+    recent = Job.objects.recent_durations(HISTORY_SIZE) if safety_net is None else []
+    first_poll = first_poll_delay(recent, initial=initial, longest=longest, safety_net=safety_net)
     mirror(job, remote, next_poll_at=timezone.now() + timedelta(seconds=first_poll))
     return job
 
