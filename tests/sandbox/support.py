@@ -13,10 +13,35 @@ from typing import Any, TypeVar
 import requests
 
 from django_neuraldraft.sandbox import SANDBOX_API_KEY, SandboxServer
+from django_neuraldraft.sandbox.jobs import Job
 
 T = TypeVar("T")
 
 REQUEST_ID = r"req_[0-9A-Za-z]{12}"
+
+#: When ``make_job``'s jobs are created, unless a test says otherwise.
+CREATED = 1_700_000_000.0
+
+
+def make_job(
+    duration: float = 10.0, *, job_id: str = "job_000000000000", created_at: float = CREATED
+) -> Job:
+    """A sandbox job whose timeline a test reads at chosen instants; its pace comes from its id."""
+    return Job(
+        id=job_id,
+        prompt="p",
+        style=None,
+        aspect_ratio="16:9",
+        key="hero",
+        width=1024,
+        height=576,
+        cdn_path="/cdn/prj_sandbox/hero-00000000.png",
+        mime_type="image/png",
+        image_format="png",
+        result_url="http://cdn.test/hero.png",
+        created_at=created_at,
+        duration=duration,
+    )
 
 
 def wait_until(check: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01) -> T:

@@ -7,27 +7,7 @@ import re
 
 import pytest
 
-from django_neuraldraft.sandbox.jobs import Job
-
-CREATED = 1_700_000_000.0
-
-
-def make_job(duration: float = 10.0) -> Job:
-    return Job(
-        id="job_000000000000",
-        prompt="p",
-        style=None,
-        aspect_ratio="16:9",
-        key="hero",
-        width=1024,
-        height=576,
-        cdn_path="/cdn/prj_sandbox/hero-00000000.png",
-        mime_type="image/png",
-        image_format="png",
-        result_url="http://cdn.test/hero.png",
-        created_at=CREATED,
-        duration=duration,
-    )
+from tests.sandbox.support import CREATED, make_job
 
 
 class TestTimeline:
