@@ -12,6 +12,11 @@ its own probe:
   it (64 KB IDAT chunks), over the colour limit, so it is checked, not decoded;
 - ``jpeg``: a JPEG of random pixels (quality 95) of about ``--megabytes``,
   decoded at reduced scale for its colour;
+- ``jpeg-progressive``: random pixels as a progressive JPEG at 4:4:4
+  (quality 50, of about ``--megabytes`` up to 6000x6000, within
+  ``MAX_PIXELS``), whose decode at any scale keeps the whole image's
+  coefficients (6 bytes a pixel, about 8x the file), so it is checked, not
+  decoded;
 - ``png``: an RGBA PNG of random pixels, 2000x2000 (about 16 MB), under the
   colour limit (its decode, 4 bytes a pixel, is no larger than the file), so
   decoded in full for its colour;
@@ -34,7 +39,8 @@ image of every accepted format, so that imports, connections and Pillow's
 plugins are in place, then resets its peak RSS (``/proc/self/clear_refs``).
 It reports ``rss_growth_fraction``: (peak RSS during the ingest - RSS before
 it) / file size, per case. Goals (issue 7): <= 0.10 for images that are only
-checked (``padded``, ``noise``), <= 1.2 for every image that is decoded.
+checked (``padded``, ``noise``, ``jpeg-progressive``), <= 1.2 for every image
+that is decoded.
 
 Run from a checkout: ``python bench/download_memory.py [--image all] [--megabytes 40]``.
 """
@@ -64,6 +70,7 @@ GOALS = {
     "padded": 0.10,
     "noise": 0.10,
     "jpeg": 1.2,
+    "jpeg-progressive": 0.10,
     "png": 1.2,
     "png-rgb": 1.2,
     "webp": 1.2,
@@ -72,6 +79,8 @@ GOALS = {
 CASES = tuple(GOALS)
 #: Side of the square ``png``, ``png-rgb``, ``webp`` and ``gif`` cases: 4 megapixels.
 COLOUR_LIMIT_SIDE = 2000
+#: Largest side of the ``jpeg-progressive`` case: 36 megapixels, under the default MAX_PIXELS.
+PROGRESSIVE_SIDE = 6000
 PROBE_TIMEOUT = 120.0
 _PAGE_KEYS = ("VmRSS", "VmHWM")
 
@@ -162,6 +171,10 @@ def write_image(path: Path, case: str, size: int) -> None:
     elif case == "jpeg":
         # Random pixels at quality 95 take about 1.17 bytes each.
         noise(math.isqrt(int(size / 1.17))).save(path, format="JPEG", quality=95)
+    elif case == "jpeg-progressive":
+        # 0.74 bytes a pixel at quality 50 (Pillow cannot write this one at 95).
+        side = min(math.isqrt(int(size / 0.74)), PROGRESSIVE_SIDE)
+        noise(side).save(path, format="JPEG", quality=50, progressive=True, subsampling=0)
     elif case == "png":
         noise(COLOUR_LIMIT_SIDE, "RGBA").save(path, format="PNG", compress_level=1)
     elif case == "png-rgb":

@@ -27,10 +27,21 @@ IMAGE_FORMATS = {
 }
 
 #: Most memory a decode for the dominant colour may take (or the file's own size,
-#: when that is larger). JPEGs are decoded at 1/8 scale and fit whatever their
-#: size; a larger PNG, WebP or GIF gets no colour rather than a decode that costs
-#: several times the file (Pillow keeps 4 bytes per RGB pixel).
+#: when that is larger). Sequential JPEGs are decoded at 1/8 scale and fit
+#: whatever their size; a larger PNG, WebP or GIF, or a progressive JPEG, gets no
+#: colour rather than a decode that costs several times the file (see decode_cost).
 DOMINANT_COLOR_DECODE_BYTES = 8 * 1024 * 1024
+
+#: Start-of-frame markers (SOF0 to SOF15 but DHT, JPG and DAC), and those of
+#: progressive frames; SOS starts a scan.
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_PROGRESSIVE_FRAMES = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_JPEG_SCAN = 0xDA
+#: Header segments read before the first scan; a JPEG with more is taken as the costly kind.
+_JPEG_HEADER_SEGMENTS = 256
+
+#: The (horizontal, vertical) sampling factors of a JPEG's components.
+Sampling = tuple[tuple[int, int], ...]
 
 _DOWNLOADED = "The downloaded file"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -237,7 +248,14 @@ def inspect_image(
             _check_header(image, max_pixels)
             if image_format == "PNG":
                 _verify_png_chunks(file)
-            cost = decode_cost(image_format, image.mode, width, height, size)
+            buffered = (
+                _jpeg_buffered_sampling(file, len(image.getbands()))
+                if image_format == "JPEG"
+                else None
+            )
+            cost = decode_cost(
+                image_format, image.mode, width, height, size, buffered_sampling=buffered
+            )
             padded = size > width * height * 4 + _METADATA_ALLOWANCE
             color = "" if padded or cost > _decode_budget(size) else _dominant_color(image)
     except InvalidImageError:
@@ -296,19 +314,89 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def decode_cost(image_format: str, mode: str, width: int, height: int, file_bytes: int) -> int:
+def decode_cost(
+    image_format: str,
+    mode: str,
+    width: int,
+    height: int,
+    file_bytes: int,
+    *,
+    buffered_sampling: Sampling | None = None,
+) -> int:
     """Return the bytes of memory decoding the image for its dominant colour takes.
 
     Pillow keeps 1 byte per pixel for ``L``/``P``/``1`` images and 4 for the
-    rest (RGB included). A JPEG is decoded at 1/8 scale; opening a WebP reads
-    and copies the whole file, and decoding one makes three RGBA canvases.
+    rest (RGB included). A JPEG is decoded at 1/8 scale, but one that comes in
+    several scans (``buffered_sampling``, see :func:`_jpeg_buffered_sampling`)
+    first has libjpeg keep every DCT coefficient of the whole image, whatever
+    the scale: 2 bytes each, 64 per 8x8 block of each component. Opening a WebP
+    reads and copies the whole file, and decoding one makes three RGBA canvases.
     """
     per_pixel = 1 if mode in ("1", "L", "P") else 4
     if image_format == "JPEG":
-        return per_pixel * -(-width // 8) * -(-height // 8)
+        scaled = per_pixel * _ceil_div(width, 8) * _ceil_div(height, 8)
+        if buffered_sampling is None:
+            return scaled
+        return scaled + _coefficient_bytes(width, height, buffered_sampling)
     if image_format == "WEBP":
         return 2 * file_bytes + 3 * 4 * width * height
     return per_pixel * width * height
+
+
+def _coefficient_bytes(width: int, height: int, sampling: Sampling) -> int:
+    """The bytes of libjpeg's whole-image coefficient buffer: 128 per 8x8 block
+    of each component, its blocks rounded up to whole MCUs as libjpeg does."""
+    most_across = max(across for across, _down in sampling)
+    most_down = max(down for _across, down in sampling)
+    blocks = 0
+    for across, down in sampling:
+        columns = _ceil_div(width * across, most_across * 8)
+        rows = _ceil_div(height * down, most_down * 8)
+        blocks += _ceil_div(columns, across) * across * _ceil_div(rows, down) * down
+    return 128 * blocks
+
+
+def _ceil_div(dividend: int, divisor: int) -> int:
+    return -(-dividend // divisor)
+
+
+def _jpeg_buffered_sampling(file: IO[bytes], bands: int) -> Sampling | None:
+    """The sampling of a JPEG's components if libjpeg keeps the whole image's
+    coefficients to decode it, ``None`` if it decodes it scan by scan.
+
+    It keeps them when the image comes in several scans: a progressive JPEG,
+    or a sequential one whose first scan leaves components for later. The
+    header segments are walked up to the first scan; a header this walk cannot
+    follow (fill bytes, a zero sampling factor, too many segments) is taken as
+    the costly kind, ``bands`` components at full sampling, so that it only
+    loses its dominant colour.
+    """
+    unknown = ((1, 1),) * bands
+    file.seek(2)
+    sampling: Sampling | None = None
+    progressive = False
+    for _segment in range(_JPEG_HEADER_SEGMENTS):
+        head = file.read(4)
+        if len(head) < 4 or head[0] != 0xFF or head[1] == 0xFF:
+            return unknown
+        marker, length = head[1], int.from_bytes(head[2:], "big")
+        if length < 2:
+            return unknown
+        body = file.read(length - 2) if marker in _JPEG_FRAMES or marker == _JPEG_SCAN else b""
+        if marker in _JPEG_FRAMES:
+            progressive = marker in _JPEG_PROGRESSIVE_FRAMES
+            components = body[5] if len(body) > 5 else 0
+            factors = body[7 : 6 + 3 * components : 3]
+            sampling = tuple((factor >> 4, factor & 0x0F) for factor in factors)
+            if not sampling or len(sampling) < components or any(0 in f for f in sampling):
+                return unknown
+        elif marker == _JPEG_SCAN:
+            if sampling is None or not body:
+                return unknown
+            return sampling if progressive or body[0] < len(sampling) else None
+        else:
+            file.seek(length - 2, 1)
+    return unknown
 
 
 def _decode_budget(file_bytes: int) -> int:

@@ -3,6 +3,9 @@
 import io
 import ipaddress
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 
 import pytest
@@ -12,6 +15,7 @@ from django_neuraldraft.client._download import parse
 from django_neuraldraft.downloads import (
     DOMINANT_COLOR_DECODE_BYTES,
     DownloadPolicy,
+    _jpeg_buffered_sampling,
     decode_cost,
     inspect_image,
 )
@@ -236,3 +240,93 @@ class TestDecodeBudget:
         assert decode_cost("PNG", "RGB", 2000, 2000, 12_000_000) == 16_000_000
         assert decode_cost("PNG", "P", 2000, 2000, 1_000_000) == 4_000_000
         assert decode_cost("JPEG", "RGB", 2000, 2000, 4_000_000) == 250_000
+
+    def test_a_progressive_jpeg_costs_the_coefficients_of_the_whole_image(self):
+        full, halved = ((1, 1),) * 3, ((2, 2), (1, 1), (1, 1))
+        scaled = decode_cost("JPEG", "RGB", 2048, 1152, 0)
+        assert scaled == 4 * 256 * 144
+        # 2 bytes a coefficient, 64 a block: 6 bytes a pixel at 4:4:4, 3 at 4:2:0.
+        assert decode_cost("JPEG", "RGB", 2048, 1152, 0, buffered_sampling=full) == (
+            scaled + 6 * 2048 * 1152
+        )
+        assert decode_cost("JPEG", "RGB", 2048, 1152, 0, buffered_sampling=halved) == (
+            scaled + 3 * 2048 * 1152
+        )
+
+    @pytest.mark.parametrize(
+        ("progressive", "subsampling", "coloured"),
+        [(False, 0, True), (True, 2, True), (True, 0, False)],
+    )
+    def test_a_progressive_jpeg_is_decoded_only_within_the_budget(
+        self, progressive, subsampling, coloured
+    ):
+        """2048x1152: its coefficients take 3 bytes a pixel at 4:2:0 (7 MB, within
+        DOMINANT_COLOR_DECODE_BYTES) and 6 at 4:4:4 (14 MB, over it)."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (2048, 1152), (10, 120, 200)).save(
+            buffer, "JPEG", progressive=progressive, subsampling=subsampling
+        )
+        image_format, width, height, colour = inspect_image(buffer, max_pixels=10**7)
+        assert (image_format, width, height, bool(colour)) == ("JPEG", 2048, 1152, coloured)
+
+    def test_a_sequential_jpeg_in_several_scans_is_costed_as_a_progressive_one(self):
+        """Pillow cannot write one; the first scan's component count is rewritten, which
+        is all the header walk reads (a byte-level case no encoder here produces)."""
+        data = bytearray(image_bytes("JPEG").getvalue())
+        scan = data.index(b"\xff\xda")
+        assert _jpeg_buffered_sampling(io.BytesIO(bytes(data)), 3) is None
+        data[scan + 4] = 1
+        assert _jpeg_buffered_sampling(io.BytesIO(bytes(data)), 3) == ((2, 2), (1, 1), (1, 1))
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            b"\xff\xd8\xff\xff\xff\xc0",  # fill bytes before a marker
+            b"\xff\xd8\xff\xe0\x00\x01",  # a segment length under its own two bytes
+            b"\xff\xd8\xff\xe0\x00\x10JFIF",  # ends before the first scan
+            b"\xff\xd8\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x01\x01\x00\x00"
+            b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00",  # a sampling factor of 0
+        ],
+    )
+    def test_a_jpeg_header_the_walk_cannot_follow_is_costed_as_the_worst(self, header):
+        assert _jpeg_buffered_sampling(io.BytesIO(header), 3) == ((1, 1),) * 3
+
+    def test_a_small_progressive_jpeg_of_many_pixels_stays_within_its_memory(self, tmp_path):
+        """docs/security.rst: an ingest grows memory by at most 1.2x the file, or 8 MB.
+        A 16-megapixel progressive JPEG of one colour is a few hundred KB, and its
+        full decode takes 96 MB; peak memory is read in a process of its own."""
+        path = tmp_path / "progressive.jpg"
+        Image.new("RGB", (4000, 4000), (10, 120, 200)).save(
+            path, "JPEG", progressive=True, quality=90, subsampling=0
+        )
+        assert path.stat().st_size < 1024 * 1024
+        growth = int(
+            subprocess.run(
+                [sys.executable, "-c", PEAK_GROWTH_OF_INSPECTING, str(path)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        assert growth <= 8 * 1024 * 1024, growth
+
+
+#: Prints how much inspect_image raised this process's peak RSS (VmHWM; the
+#: ru_maxrss of a child carries its parent's peak over exec).
+PEAK_GROWTH_OF_INSPECTING = textwrap.dedent(
+    """
+    import re, sys
+    from django.conf import settings
+    settings.configure()
+    from django_neuraldraft.downloads import inspect_image
+
+    def peak():
+        with open("/proc/self/status") as status:
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read())[1]) * 1024
+
+    with open(sys.argv[1], "rb") as file:
+        before = peak()
+        inspect_image(file, max_pixels=50_000_000)
+        print(peak() - before)
+    """
+)
