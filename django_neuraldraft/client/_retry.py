@@ -5,28 +5,38 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from time import time
 
 from .errors import NeuralDraftError, RateLimitedError, ServerError, TransportError
 
+#: The longest ``Retry-After`` read, in seconds (a day). A longer one is read as
+#: this much, so that every caller can add it to the current time without
+#: overflowing a datetime.
+RETRY_AFTER_CEILING = 86_400.0
+
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time) -> float | None:
     """Return the seconds a ``Retry-After`` header asks for, or ``None`` if absent or garbled.
 
-    RFC 9110 allows delay-seconds (what the API sends) or an HTTP date.
+    RFC 9110 allows delay-seconds (what the API sends) or an HTTP date, which is
+    always GMT: one without a zone (``-0000``) is not read in the local zone.
+    The result is at most :data:`RETRY_AFTER_CEILING`.
     """
     if not value:
         return None
     value = value.strip()
     # str.isdigit() is true of "²" too, which float() refuses: ASCII digits only.
     if value.isascii() and value.isdigit():
-        return float(value)
+        return min(float(value), RETRY_AFTER_CEILING)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, moment.timestamp() - now())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return min(max(0.0, moment.timestamp() - now()), RETRY_AFTER_CEILING)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -24,7 +24,7 @@ from django_neuraldraft.client import (
     ValidationFailedError,
     error_for_response,
 )
-from django_neuraldraft.client._retry import RetryPolicy, parse_retry_after
+from django_neuraldraft.client._retry import RETRY_AFTER_CEILING, RetryPolicy, parse_retry_after
 
 
 def upper_bound(low: float, high: float) -> float:
@@ -39,6 +39,16 @@ def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+@pytest.fixture
+def ahead_of_utc(monkeypatch) -> Iterator[None]:
+    """The process's local zone is 14 hours ahead of UTC for the test."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 class TestPolicy:
@@ -77,7 +87,17 @@ class TestPolicy:
 
     @pytest.mark.parametrize(
         ("value", "expected"),
-        [("14", 14.0), (" 0 ", 0.0), (None, None), ("", None), ("soon", None), ("-3", None)],
+        [
+            ("14", 14.0),
+            (" 0 ", 0.0),
+            (None, None),
+            ("", None),
+            ("soon", None),
+            ("-3", None),
+            ("86400", 86_400.0),
+            (str(10**12), RETRY_AFTER_CEILING),
+            ("9" * 400, RETRY_AFTER_CEILING),
+        ],
     )
     def test_parse_retry_after_seconds(self, value, expected):
         assert parse_retry_after(value) == expected
@@ -88,6 +108,14 @@ class TestPolicy:
         assert parse_retry_after(later, now=now.timestamp) == 30.0
         earlier = format_datetime(now - timedelta(seconds=30), usegmt=True)
         assert parse_retry_after(earlier, now=now.timestamp) == 0.0
+
+    @pytest.mark.parametrize("zone", ["GMT", "-0000", "-1400"])
+    def test_a_date_at_the_end_of_the_calendar_is_read_as_the_ceiling(self, zone):
+        assert parse_retry_after(f"Fri, 31 Dec 9999 23:59:59 {zone}") == RETRY_AFTER_CEILING
+
+    def test_a_date_without_a_zone_is_gmt_whatever_the_local_zone(self, ahead_of_utc):
+        now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+        assert parse_retry_after("Tue, 24 Nov 2026 12:00:30 -0000", now=now.timestamp) == 30.0
 
 
 class TestAgainstSandbox:
@@ -108,6 +136,13 @@ class TestAgainstSandbox:
         assert caught.value.retry_after == 60.0
         assert sleeps.waits == []
         assert len(sandbox.requests) == 1
+
+    def test_an_absurd_retry_after_is_read_as_the_ceiling(self, client, sandbox, sleeps):
+        sandbox.set_fault("rate_limit", retry_after=10**12)
+        with pytest.raises(RateLimitedError) as caught:
+            client.get_job("job_000000000000")
+        assert caught.value.retry_after == RETRY_AFTER_CEILING
+        assert sleeps.waits == []
 
     @pytest.mark.parametrize("status", [500, 502, 503])
     def test_server_error_retried_then_success(self, client, sandbox, sleeps, status):
