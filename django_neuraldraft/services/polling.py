@@ -21,7 +21,7 @@ from ..client import DOWNLOAD_SECONDS
 from ..exceptions import ConflictError, NeuralDraftError, RateLimitedError
 from ..models import ImageVersion, Job
 from ..poll_schedule import PollState, next_poll_delay
-from .backoff import retry_delay
+from .backoff import retry_delay, server_wait
 from .generation import submit
 from .ingest import ingest
 from .jobs import fail, mirror, note_failure, permanent_error_code, reject_result
@@ -75,7 +75,7 @@ def poll_once(job: Job) -> PollOutcome:
     except RateLimitedError as err:
         logger.info("Polling job %s is rate limited: %s", job.remote_id, err)
         note_failure(job, err)
-        delay = err.retry_after or schedule_next_poll(job, previous_progress)
+        delay = server_wait(err.retry_after) or schedule_next_poll(job, previous_progress)
         postpone_poll(job, delay)
         return _within_deadline(PollOutcome(job, delay))
     except TRANSIENT_ERRORS as err:
