@@ -483,6 +483,23 @@ class TestPollOnceOwnsTheOutcome:
         assert len(sandbox.requests) == sent
         assert not ImageVersion.objects.filter(job=job).exists()
 
+    def test_a_cdn_retry_after_never_keeps_an_ingest_past_the_deadline(
+        self, hero, sandbox, settings
+    ):
+        job = completed(hero, sandbox)
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        sandbox.set_fault("rate_limit", retry_after=86_400, path="/cdn/")
+        outcome = services.poll_once(job)
+        assert outcome.job.status == JobStatus.COMPLETED
+        assert outcome.next_poll_in <= 60 + 1
+
+        Job.objects.filter(pk=job.pk).update(created_at=job.created_at - timedelta(seconds=61))
+        sent = len(sandbox.requests)
+        outcome = services.poll_once(job)
+        assert (outcome.job.status, outcome.job.error_code) == (JobStatus.FAILED, "timed_out")
+        assert (outcome.next_poll_in, len(sandbox.requests)) == (None, sent)
+        assert not ImageVersion.objects.filter(job=job).exists()
+
     def test_the_download_of_a_completed_job_ends_at_its_deadline(self, hero, sandbox, settings):
         # The trickle takes 14 s whole; the job has about one second left.
         job = completed(hero, sandbox)

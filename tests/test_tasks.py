@@ -238,6 +238,20 @@ class TestPollJob:
         hero.refresh_from_db()
         assert (hero.current.job, published) == (job, [])
 
+    def test_a_cdn_retry_after_sends_the_next_ingest_by_the_deadline(
+        self, hero, sandbox, published, settings
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "JOB_TIMEOUT": 60}
+        job = self.submitted(hero, published)
+        sandbox.finish_job(job.remote_id)
+        services.refresh_job(job)
+        sandbox.set_fault("rate_limit", retry_after=86_400, path="/cdn/")
+        tasks.ingest_job(job.pk, token=job.chain_token)
+        (ingest,) = published
+        assert ingest.name == "neuraldraft.ingest_job"
+        wait = datetime.fromisoformat(ingest.eta) - timezone.now()
+        assert wait <= timedelta(seconds=60 + 1)
+
     def test_a_completed_job_without_its_image_is_ingested_by_the_next_poll(
         self, hero, sandbox, published
     ):

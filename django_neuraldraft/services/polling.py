@@ -173,14 +173,19 @@ def _overdue(job: Job) -> bool:
 
 
 def _within_deadline(outcome: PollOutcome) -> PollOutcome:
-    """Never schedule the next step of an unfinished job later than its deadline."""
+    """Never schedule the next step of a job later than its deadline.
+
+    A completed job whose image is still to be ingested counts too: a CDN's
+    ``Retry-After`` must not keep it waiting past the deadline, where its next
+    step fails it with ``timed_out``.
+    """
     job = outcome.job
-    if outcome.next_poll_in is None or job.status == JobStatus.COMPLETED:
+    if outcome.next_poll_in is None:
         return outcome
     latest = _seconds_until(_deadline(job)) + _DEADLINE_MARGIN
     if outcome.next_poll_in <= latest:
         return outcome
-    if job.remote_id:
+    if job.remote_id and not job.is_terminal:
         postpone_poll(job, latest)
     return replace(outcome, next_poll_in=latest)
 
