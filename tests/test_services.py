@@ -435,6 +435,16 @@ class TestPollOnceOwnsTheOutcome:
             ("answer_body", {"body": "<html>a proxy page</html>"}, "malformed_response"),
             ("answer_fields", {"fields": {"status": 42}}, "malformed_response"),
             ("answer_fields", {"fields": {"id": "job_somebodyelse"}}, "malformed_response"),
+            (
+                "answer_fields",
+                {"fields": {"created_at": "9999-12-31T23:59:59-14:00"}},
+                "malformed_response",
+            ),
+            (
+                "answer_fields",
+                {"fields": {"updated_at": "0001-01-01T00:00:00+14:00"}},
+                "malformed_response",
+            ),
         ],
     )
     def test_a_permanent_error_fails_the_job_and_frees_the_key(

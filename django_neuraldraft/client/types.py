@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .errors import MalformedResponseError
@@ -28,6 +28,11 @@ JOB_TYPES = (
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:5", "4:3", "3:2")
 
 _MISSING = object()
+
+#: The moments every time zone can show: a UTC offset is less than a day, so a
+#: moment a day inside ``datetime``'s range never leaves it when converted.
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
 
 
 def unwrap(payload: Any, what: str, marker: str) -> Mapping[str, Any]:
@@ -71,13 +76,20 @@ def parse_timestamp(value: str, name: str = "timestamp") -> datetime:
 
     ``Z`` is rewritten because ``fromisoformat`` only accepts it from Python 3.11.
     A timestamp without an offset is taken as UTC, which is what the API documents.
+    One within a day of the calendar's ends (``9999-12-31T23:59:59-14:00``) is
+    refused: valid RFC 3339, but it overflows when stored in UTC or shown in
+    the site's time zone.
     """
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise MalformedResponseError(f"{name} {value!r} is not an RFC 3339 timestamp.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if not parsed.tzinfo:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    if not _EARLIEST <= parsed <= _LATEST:
+        raise MalformedResponseError(f"{name} {value!r} is a moment that cannot be stored.")
+    return parsed
 
 
 def _timestamp(obj: Mapping[str, Any], name: str, what: str, *, required: bool) -> Any:

@@ -188,6 +188,23 @@ class TestTimestamps:
         with pytest.raises(MalformedResponseError, match="RFC 3339"):
             parse_timestamp("19/04/2026")
 
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "9999-12-31T23:59:59-14:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T12:00:00Z",
+            "0001-01-01T12:00:00",
+        ],
+    )
+    def test_a_moment_at_the_end_of_the_calendar_is_refused(self, text):
+        with pytest.raises(MalformedResponseError, match="cannot be stored"):
+            parse_timestamp(text)
+
+    @pytest.mark.parametrize("text", ["9999-12-30T00:00:00-14:00", "0001-01-03T00:00:00+14:00"])
+    def test_a_moment_a_day_inside_the_calendar_is_kept(self, text):
+        assert parse_timestamp(text) == datetime.fromisoformat(text)
+
 
 def test_constants():
     assert JOB_STATUSES == ("pending", "processing", "completed", "failed", "cancelled")
