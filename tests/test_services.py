@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import timedelta
 
 import pytest
@@ -550,6 +551,12 @@ class TestPollOnceOwnsTheOutcome:
         assert (outcome.job.remote_id, outcome.next_poll_in) == (None, None)
 
 
+#: Clears the screen, turns the text red and forges a log line; a bidi override ends it.
+HOSTILE = "\x1b[2J\x1b[31mrefused\nWARNING django.security forged line\u202e"
+ESCAPED = "\\x1b[2J\\x1b[31mrefused\\nWARNING django.security forged line\\u202e"
+UNPRINTABLE = "\x1b\n\r\u202e"
+
+
 class TestMirrorNormalises:
     def poll_with(self, hero, sandbox, **fields):
         job = submitted(hero, sandbox)
@@ -581,9 +588,34 @@ class TestMirrorNormalises:
 
     def test_nul_characters_are_stored_on_every_database(self, hero, sandbox):
         job = self.poll_with(hero, sandbox, message="a\x00b", extra={"k\x00": ["\x00"]})
-        assert job.message == "ab"
+        assert job.message == "a\\x00b"
         nul = "\\u0000" if connection.vendor == "postgresql" else "\x00"
         assert job.raw["extra"] == {f"k{nul}": [nul]}
+
+    def test_texts_are_stored_on_one_printable_line_that_fits_their_column(self, hero, sandbox):
+        job = self.poll_with(
+            hero,
+            sandbox,
+            message=HOSTILE,
+            steps=[{"name": "\x1b" * 1000, "completed": False, "active": True}],
+        )
+        assert job.message == ESCAPED
+        name = job.steps[0]["name"]
+        assert (name[:8], name[-1], len(name)) == ("\\x1b\\x1b", "…", limits.STEP_NAME_MAX_LENGTH)
+
+    def test_a_failure_is_stored_and_logged_on_one_printable_line(self, hero, sandbox, caplog):
+        """The error of a 200 answer reaches the row, and announce_failure's WARNING, escaped."""
+        sandbox.set_fault("job_failure", count=1, code="bad\x1b[31m\ncode", message=HOSTILE)
+        job = submitted(hero, sandbox)
+        sandbox.finish_job(job.remote_id)
+        caplog.set_level(logging.DEBUG)
+        job = services.poll_once(job).job
+        assert (job.status, job.error_code) == (JobStatus.FAILED, "bad\\x1b[31m\\ncode")
+        assert job.error_message == ESCAPED
+        logged = [record.getMessage() for record in caplog.records]
+        assert any(ESCAPED in text for text in logged)
+        for text in logged:
+            assert not any(char in text for char in UNPRINTABLE), repr(text[:300])
 
     def test_an_error_is_masked_and_cut(self, hero, sandbox, api_key, received):
         job = self.poll_with(

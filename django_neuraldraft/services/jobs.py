@@ -22,8 +22,7 @@ from django.utils.translation import gettext as _
 from .. import conf, limits
 from ..choices import JobStatus, JobType
 from ..client import Job as RemoteJob
-from ..client.credentials import mask_api_key
-from ..client.errors import redact
+from ..client.errors import printable, redact
 from ..exceptions import (
     AuthenticationError,
     MalformedResponseError,
@@ -49,16 +48,20 @@ def valid_remote_id(value: Any) -> bool:
 
 
 def clean_text(text: Any, limit: int) -> str:
-    """``text`` as something safe to store and show: API keys masked, at most ``limit`` long."""
-    text = redact(str(text or ""))
+    """``text`` from the network as a column stores it and a log line shows it.
+
+    API keys are masked, then :func:`~django_neuraldraft.client.errors.printable`,
+    the one owner of that rule, writes it on one line with its control
+    characters (ANSI escapes, line breaks, bidi overrides, NUL, which
+    PostgreSQL refuses) as visible escapes, and cuts it to ``limit``, the
+    column's size: a job's message, step or error forges no log line and hides
+    no text in the admin, and an administrator sees what was sent.
+    """
     try:
         api_key = conf.api_key()
     except NeuralDraftConfigurationError:
         api_key = ""
-    if api_key and api_key in text:
-        text = text.replace(api_key, mask_api_key(api_key))
-    text = text.replace("\x00", "")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return printable(redact(str(text or ""), api_key), limit)
 
 
 def _code(code: Any) -> str:
