@@ -19,20 +19,19 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import conf, limits
+from .. import limits
 from ..choices import JobStatus, JobType
 from ..client import Job as RemoteJob
-from ..client.errors import printable, redact
 from ..exceptions import (
     AuthenticationError,
     MalformedResponseError,
-    NeuralDraftConfigurationError,
     NeuralDraftError,
     NotFoundError,
     PermissionDeniedError,
 )
 from ..models import Job
 from ..signals import job_failed
+from .remote import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +44,6 @@ _KNOWN_TYPES = frozenset(JobType.values)
 
 def valid_remote_id(value: Any) -> bool:
     return isinstance(value, str) and _REMOTE_ID.fullmatch(value) is not None
-
-
-def clean_text(text: Any, limit: int) -> str:
-    """``text`` from the network as a column stores it and a log line shows it.
-
-    API keys are masked, then :func:`~django_neuraldraft.client.errors.printable`,
-    the one owner of that rule, writes it on one line with its control
-    characters (ANSI escapes, line breaks, bidi overrides, NUL, which
-    PostgreSQL refuses) as visible escapes, and cuts it to ``limit``, the
-    column's size: a job's message, step or error forges no log line and hides
-    no text in the admin, and an administrator sees what was sent.
-    """
-    try:
-        api_key = conf.api_key()
-    except NeuralDraftConfigurationError:
-        api_key = ""
-    return printable(redact(str(text or ""), api_key), limit)
 
 
 def _code(code: Any) -> str:

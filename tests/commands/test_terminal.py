@@ -57,7 +57,7 @@ def test_a_failed_job_is_shown_as_plain_text(failed_job):
         assert_plain(out, err)
     out, _err = run_all("neuraldraft_status")
     assert "last job failed" in out
-    # Stored escaped (services.jobs.clean_text), the text is shown as stored.
+    # Stored escaped (services.remote.clean_text), the text is shown as stored.
     assert "evil\\x07link\\x1b]8;;\\x07\\nOK: all done (bad\\x1b[31mcode)" in out
 
 
