@@ -10,7 +10,8 @@ Each concern has one module: :mod:`.remote` the configured client,
 end, :mod:`.jobs` a job's transitions, :mod:`.chains` the one chain of task
 messages per job, :mod:`.backoff` the retry policy, :mod:`.ingest` bringing a
 finished image into storage, :mod:`.versions` which image a key shows and
-:mod:`.publishing` what an editor decides about it (upload, publish, discard).
+:mod:`.publishing` what an editor decides about it (upload, publish, discard),
+:mod:`.announce` the signals that tell the site.
 """
 
 from .generation import (

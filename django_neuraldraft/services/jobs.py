@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,6 +31,7 @@ from ..exceptions import (
 )
 from ..models import Job
 from ..signals import job_failed
+from .announce import send_on_commit
 from .remote import clean_text
 
 logger = logging.getLogger(__name__)
@@ -204,4 +205,4 @@ def announce_failure(job: Job) -> None:
         job.error_code,
         job.error_message,
     )
-    transaction.on_commit(lambda: job_failed.send(sender=Job, job=job))
+    send_on_commit(job_failed, Job, job=job)

@@ -19,6 +19,7 @@ from ..limits import SOURCE_URL_MAX_LENGTH
 from ..models import ImageKey, ImageVersion
 from ..signals import image_ready
 from ..storage import ConfiguredStorage
+from .announce import send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,7 @@ def offer(image_key: ImageKey, version: ImageVersion) -> None:
 def bind(image_key: ImageKey, version: ImageVersion) -> None:
     image_key.current = version
     image_key.save(update_fields=["current", "updated_at"])
-    transaction.on_commit(
-        lambda: image_ready.send(sender=ImageVersion, image_key=image_key, version=version)
-    )
+    send_on_commit(image_ready, ImageVersion, image_key=image_key, version=version)
 
 
 def rollback(image_key: ImageKey, version: ImageVersion) -> None:
