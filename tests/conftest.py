@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import pytest
 from celery.signals import before_task_publish
 from django.core.cache import caches
+from django.core.files.storage import Storage, storages
 
 from django_neuraldraft.testing import SANDBOX_API_KEY, run_sandbox
 from tests.celery_app import app as celery_app
@@ -98,3 +99,13 @@ def cold_cache():
 def commit(django_capture_on_commit_callbacks):
     """``with commit():`` runs the block's on-commit callbacks at its end, as a commit would."""
     return partial(django_capture_on_commit_callbacks, execute=True)
+
+
+@pytest.fixture
+def empty_storage(settings) -> Storage:
+    """A default storage of the test's own, empty, so a file found there is one the test made."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    return storages["default"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError
 
 from .. import conf
 from ..choices import ImageOrigin, JobStatus
@@ -21,7 +21,7 @@ from ..keys import validate_image_key
 from ..models import ImageKey, ImageVersion, Job
 from .jobs import reject_result
 from .remote import TRANSIENT_ERRORS, get_client
-from .versions import bind, offer, removed_on_failure, store_version
+from .versions import atomic_with_files, bind, offer, store_version
 
 
 def ingest(job: Job, *, max_seconds: float = DOWNLOAD_SECONDS) -> ImageVersion:
@@ -37,40 +37,41 @@ def ingest(job: Job, *, max_seconds: float = DOWNLOAD_SECONDS) -> ImageVersion:
     than a transient error (a refused URL, an invalid image, a Pillow or
     database error, anything unexpected) fails the job with an ``error_code``
     through :func:`~.jobs.reject_result`, leaves the key's current image in
-    place, removes any file it wrote, and is raised.
+    place, removes any file it wrote, and is raised. An error raised after
+    the commit (a site's ``on_commit`` callback) is raised too, but what
+    committed stays: the version, its file and the completed job.
     """
     existing = ImageVersion.objects.filter(job=job).first()
     if existing is not None:
         return existing
     if job.status != JobStatus.COMPLETED or job.image_key_id is None:
         raise ValueError(f"Job {job.pk} has no finished image to ingest (status {job.status}).")
-    with removed_on_failure() as written:
-        try:
-            with fetch((job.result or {}).get("url", ""), max_seconds=max_seconds) as image:
-                with transaction.atomic():
-                    image_key = ImageKey.objects.select_for_update().get(pk=job.image_key_id)
-                    existing = ImageVersion.objects.filter(job=job).first()
-                    if existing is not None:
-                        return existing
-                    version = store_version(
-                        image_key,
-                        image,
-                        written=written,
-                        origin=ImageOrigin.GENERATED,
-                        job=job,
-                        prompt=job.params.get("prompt", ""),
-                        style=job.params.get("style", ""),
-                        aspect_ratio=job.params.get("aspect_ratio", ""),
-                        credits_charged=job.credits,
-                        created_by_id=job.requested_by_id,
-                    )
-                    offer(image_key, version)
-        except (*TRANSIENT_ERRORS, OperationalError, InterfaceError):
-            # Worth another try: the network or the database, not the image.
-            raise
-        except Exception as err:
-            reject_result(job, _rejection_code(err), str(err))
-            raise
+    url = (job.result or {}).get("url", "")
+    try:
+        with fetch(url, max_seconds=max_seconds) as image, atomic_with_files() as written:
+            image_key = ImageKey.objects.select_for_update().get(pk=job.image_key_id)
+            existing = ImageVersion.objects.filter(job=job).first()
+            if existing is not None:
+                return existing
+            version = store_version(
+                image_key,
+                image,
+                written=written,
+                origin=ImageOrigin.GENERATED,
+                job=job,
+                prompt=job.params.get("prompt", ""),
+                style=job.params.get("style", ""),
+                aspect_ratio=job.params.get("aspect_ratio", ""),
+                credits_charged=job.credits,
+                created_by_id=job.requested_by_id,
+            )
+            offer(image_key, version)
+    except (*TRANSIENT_ERRORS, OperationalError, InterfaceError):
+        # Worth another try: the network or the database, not the image.
+        raise
+    except Exception as err:
+        reject_result(job, _rejection_code(err), str(err))
+        raise
     return version
 
 
@@ -108,21 +109,20 @@ def pull(key: str, *, requested_by: Any = None) -> ImageVersion:
     """
     validate_image_key(key)
     remote = get_client().get_image(key)
-    with fetch(remote.url) as image, removed_on_failure() as written:
-        with transaction.atomic():
-            image_key, _created = ImageKey.objects.get_or_create(key=key)
-            image_key = ImageKey.objects.select_for_update().get(pk=image_key.pk)
-            same = image_key.versions.filter(sha256=image.sha256).first()
-            if same is not None:
-                if image_key.current_id != same.pk:
-                    bind(image_key, same)
-                return same
-            version = store_version(
-                image_key,
-                image,
-                written=written,
-                origin=ImageOrigin.PULLED,
-                created_by=requested_by,
-            )
-            bind(image_key, version)
+    with fetch(remote.url) as image, atomic_with_files() as written:
+        image_key, _created = ImageKey.objects.get_or_create(key=key)
+        image_key = ImageKey.objects.select_for_update().get(pk=image_key.pk)
+        same = image_key.versions.filter(sha256=image.sha256).first()
+        if same is not None:
+            if image_key.current_id != same.pk:
+                bind(image_key, same)
+            return same
+        version = store_version(
+            image_key,
+            image,
+            written=written,
+            origin=ImageOrigin.PULLED,
+            created_by=requested_by,
+        )
+        bind(image_key, version)
     return version

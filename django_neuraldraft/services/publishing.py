@@ -29,7 +29,7 @@ from ..models import ImageKey, ImageVersion, Job
 from ..storage import storage_for
 from .generation import credits_left_today
 from .remote import get_client
-from .versions import bind, store_version
+from .versions import atomic_with_files, bind, store_version
 
 #: The API refuses uploads over 10 MB (POST /images, multipart mode).
 API_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -50,7 +50,8 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
     with ``CreditBudgetExceededError`` (the upload's credit counts against
     ``DAILY_CREDIT_BUDGET`` through its version). An upload goes on show
     whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
-    propagate as the client raised them.
+    propagate as the client raised them; a failure once the file is stored
+    removes it after the rollback, as an ingest does.
     """
     with verified_file(file) as image:
         _check_budget()
@@ -63,11 +64,12 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
         if not remote.url.startswith(("https://", "http://")) or len(remote.url) > _MAX_SOURCE_URL:
             raise MalformedResponseError("The uploaded image's URL is not a usable http(s) URL.")
         image.file.seek(0)
-        with transaction.atomic():
+        with atomic_with_files() as written:
             image_key = ImageKey.objects.select_for_update().get(pk=image_key.pk)
             version = store_version(
                 image_key,
                 replace(image, url=remote.url),
+                written=written,
                 origin=ImageOrigin.UPLOADED,
                 credits_charged=UPLOAD_CREDITS,
                 created_by=requested_by,

@@ -25,24 +25,44 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def removed_on_failure() -> Iterator[list[str]]:
-    """Yield a list for the names of files written; if the block raises, delete them.
+def atomic_with_files() -> Iterator[list[str]]:
+    """Open a transaction for rows that name files; yield a list for the names of files written.
 
-    Wrap it around the transaction that creates the rows pointing at the
-    files, so the files go after the rollback and a failed ingest leaves no
-    orphan in the storage.
+    If the transaction rolls back, the files go after it, so a failed ingest
+    leaves no orphan in the storage. Once it has committed, they stay
+    whatever is raised next (an ``on_commit`` callback that fails): a
+    committed row names them. Inside a caller's transaction this is a
+    savepoint: the files go if it rolls back and stay once it is released,
+    since the caller may commit the rows. Django has no hook for the caller's
+    rollback, so that one leaves the files behind; their content-addressed
+    names make the next ingest of the same image adopt them
+    (``docs/lifecycle.rst``).
     """
     written: list[str] = []
+    committed = False
+
+    def keep() -> None:
+        nonlocal committed
+        committed = True
+
     try:
-        yield written
+        with transaction.atomic():
+            # Registered first, so it runs before any callback that may raise.
+            transaction.on_commit(keep)
+            yield written
     except BaseException:
-        storage = ConfiguredStorage()
-        for name in written:
-            try:
-                storage.delete(name)
-            except Exception:
-                logger.warning("Could not remove %s after a failed ingest.", name, exc_info=True)
+        if not committed:
+            _remove(written)
         raise
+
+
+def _remove(names: list[str]) -> None:
+    storage = ConfiguredStorage()
+    for name in names:
+        try:
+            storage.delete(name)
+        except Exception:
+            logger.warning("Could not remove %s after a rollback.", name, exc_info=True)
 
 
 def source_url(url: str) -> str:
@@ -66,7 +86,7 @@ def store_version(
     Content-addressed names make a file immutable (cacheable for a year) and
     make a retry after a crash find the file it already saved, instead of
     leaving a second copy. The name of a file this call wrote (not one it
-    found) is appended to ``written``, for :func:`removed_on_failure`.
+    found) is appended to ``written``, for :func:`atomic_with_files`.
     """
     storage = ConfiguredStorage()
     name = f"{conf.upload_to()}/{image_key.key}/{image.sha256}.{image.extension}"
