@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.core.files.storage import storages
 
 from django_neuraldraft import services
 from django_neuraldraft.choices import JobStatus
@@ -64,14 +63,16 @@ def assert_logged_once_and_escaped(caplog):
         assert record.exc_info is None
 
 
-def test_a_failing_image_ready_receiver_leaves_the_ingest_done(hero, sandbox, receivers, caplog):
+def test_a_failing_image_ready_receiver_leaves_the_ingest_done(
+    hero, sandbox, empty_storage, receivers, caplog
+):
     """The receiver's error no longer escapes the commit, where the ingest deleted the file."""
     job = finished(hero, sandbox)
     caplog.set_level(logging.DEBUG)
     outcome = services.poll_once(job)
     hero.refresh_from_db()
     assert (outcome.job.status, hero.current) == (JobStatus.COMPLETED, outcome.version)
-    assert storages["default"].exists(outcome.version.file.name)
+    assert empty_storage.exists(outcome.version.file.name)
     assert receivers == [(image_ready, {"image_key": hero, "version": outcome.version})]
     assert_logged_once_and_escaped(caplog)
 
