@@ -35,6 +35,7 @@ def _send(signal: Signal, sender: type, named: dict[str, Any]) -> None:
                 "A receiver of a signal from %s, %s.%s, failed: %s",
                 sender.__name__,
                 receiver.__module__,
-                receiver.__qualname__,
+                # A callable object or a functools.partial has no name of its own.
+                getattr(receiver, "__qualname__", type(receiver).__qualname__),
                 clean_text(f"{type(result).__name__}: {result}", limits.ERROR_MESSAGE_MAX_LENGTH),
             )
