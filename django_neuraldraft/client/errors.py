@@ -18,20 +18,26 @@ _DETAIL_LIMIT = 200
 #: and the short ones (``code``, ``title``, ``type``, ``request_id``).
 TEXT_LIMIT = 1000
 SHORT_TEXT_LIMIT = 200
-#: Characters that would act on a terminal or a log file rather than be read:
-#: C0 and C1 controls (line breaks and ANSI escapes among them), zero-width and
-#: bidirectional formatting characters.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def printable(text: str, limit: int) -> str:
-    """Return ``text`` on one line, its control characters written as escapes, cut at ``limit``.
+    """Return ``text`` on one line, what ``str.isprintable`` refuses written as escapes,
+    cut at ``limit``.
 
     What a server sends ends up in log records, terminals and admin pages: an
-    ANSI escape or a line break there could forge a log line or hide text.
+    ANSI escape or a line break there could forge a log line, and a
+    bidirectional or zero-width formatting character could hide text. Python's
+    definition covers them all (every control, format, separator and
+    unassigned character but the space), and is the one ``terminal.printable``
+    uses too.
     """
-    text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    # Escaping never shortens a character: one past ``limit`` tells a text that is cut.
+    text = "".join(map(_escaped, text[: limit + 1]))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escaped(char: str) -> str:
+    return char if char.isprintable() else char.encode("unicode_escape").decode()
 
 
 def shown(text: Any, secret: str | None, limit: int) -> Any:

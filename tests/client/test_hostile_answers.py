@@ -146,6 +146,16 @@ class TestTextFromAnswersIsBoundedAndPrintable:
         assert len(error.detail) <= 1000 and len(error.request_id) <= 200
         assert len(str(error)) <= 2000
 
+    def test_every_character_python_does_not_print_is_escaped(self, client, sandbox):
+        """Formatting characters that hide or reorder text, not only controls and bidi
+        overrides: the Arabic letter mark, the word joiner, interlinear annotation
+        marks, a soft hyphen, a no-break space, a private-use character."""
+        hidden = "\u061c\u2060\ufff9\u00ad\u00a0\ue000"
+        sandbox.set_fault("status", status=409, detail=f"a{hidden}b", count=1)
+        with pytest.raises(APIError) as caught:
+            client.get_job("job_1")
+        assert caught.value.detail == "a\\u061c\\u2060\\ufff9\\xad\\xa0\\ue000b"
+
 
 class TestKeysOfAnotherShape:
     @pytest.mark.parametrize("length", [20, 31, 33, 48])
