@@ -177,19 +177,19 @@ def wait_until_bound(deadline: float, timeout: float, worker: subprocess.Popen) 
 
 
 def wait_for_renditions(deadline: float, timeout: float, worker: subprocess.Popen) -> None:
-    """Wait until the worker has recorded every image's renditions, so that it is idle.
+    """Wait until the worker has recorded every rendition of every image, so that it is idle.
 
-    The worker makes them after each image is bound (about a second of CPU
-    each). Serving before they are done left it busy, and Ctrl-C soon after
-    then waited out the whole warm shutdown and killed it half-way.
+    The worker makes them after each image is bound, in steps, largest first
+    (about a second of CPU an image), so a version records some before it has
+    them all. Serving before they are done left it busy and the page without
+    its smaller widths, and Ctrl-C soon after then waited out the whole warm
+    shutdown and killed it half-way.
     """
     from django_neuraldraft import renditions
     from django_neuraldraft.models import ImageVersion
 
     def missing() -> int:
-        return sum(
-            1 for version in ImageVersion.objects.filter(renditions=[]) if renditions.plan(version)
-        )
+        return sum(1 for version in ImageVersion.objects.all() if renditions.todo(version))
 
     count = missing()
     if count:
