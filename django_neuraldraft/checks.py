@@ -382,6 +382,32 @@ def check_cache_is_shared(app_configs: AppConfigs = None, **kwargs: Any) -> list
     ]
 
 
+def check_celery_app(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
+    """Tasks go out through Celery's current app; when the project loaded none, that is
+    Celery's fallback, which publishes to ``amqp://localhost`` whatever the settings say.
+
+    Celery names the app it falls back on ``default`` and gives it no fix-ups (an
+    app of the project's has the Django one), which tells the two apart; the
+    fallback may also be Celery's default app, as a project's may be.
+    """
+    from celery import current_app
+
+    if current_app.main != "default" or current_app.fixups:
+        return []
+    return [
+        Warning(
+            "No Celery app of this project is loaded: generate() and the admin queue their "
+            "tasks through Celery's default app, to amqp://localhost, where no worker of "
+            "this site reads, and the jobs stay pending.",
+            hint="Load your Celery app from your project package's __init__.py "
+            "(from .celery import app as celery_app), as the Quickstart shows. A site that "
+            "runs without Celery (neuraldraft_refresh from cron) can silence this with "
+            "SILENCED_SYSTEM_CHECKS. See docs/installation.rst.",
+            id="neuraldraft.W019",
+        )
+    ]
+
+
 def check_webhook_secret(app_configs: AppConfigs = None, **kwargs: Any) -> list[CheckMessage]:
     return [
         Error(
@@ -409,6 +435,7 @@ ALL_CHECKS = (
     check_renditions,
     check_webhook_secret,
     check_cache_is_shared,
+    check_celery_app,
 )
 
 #: Checks that read the database: registered with the ``database`` tag.

@@ -1,6 +1,7 @@
 """Every system check, compared as whole CheckMessage objects."""
 
 import pytest
+from celery import _state as celery_state
 from django.core.checks import Error, Warning
 from django.test import override_settings
 
@@ -418,6 +419,20 @@ class TestSharedCacheCheck:
     @override_settings(NEURALDRAFT={"API_KEY": TEST_KEY})
     def test_a_shared_cache_passes(self):
         assert checks.check_cache_is_shared() == []
+
+
+class TestCeleryAppCheck:
+    def test_the_projects_app_passes(self):
+        """The suite's own app (tests/celery_app.py) is current, as a project's is."""
+        assert checks.check_celery_app() == []
+
+    def test_w019_only_celerys_fallback_app(self, monkeypatch):
+        """What a process sees when no module of the project created a Celery app."""
+        monkeypatch.setattr(celery_state, "default_app", None)
+        monkeypatch.setattr(celery_state._tls, "current_app", None)
+        (warning,) = checks.check_celery_app()
+        assert (warning.id, type(warning)) == ("neuraldraft.W019", Warning)
+        assert "amqp://localhost" in warning.msg
 
 
 class TestFlagCheck:
