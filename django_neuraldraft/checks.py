@@ -392,7 +392,7 @@ def check_celery_app(app_configs: AppConfigs = None, **kwargs: Any) -> list[Chec
     """
     from celery import current_app
 
-    if current_app.main != "default" or current_app.fixups:
+    if current_app.main != "default" or getattr(current_app, "fixups", None):
         return []
     return [
         Warning(
