@@ -1,6 +1,6 @@
 """What ``{% neuraldraft_image %}`` costs, on Redis as a site with a worker runs it.
 
-Pages show the same images with the same attributes, written four ways:
+Pages show the same images with the same attributes, written in these ways:
 
 - ``neuraldraft``: ``{% neuraldraft_image "bench.hero-N" alt=... class=... loading=... %}``
   with literal keys, in pages of 10, 50 and 500 tags;
@@ -11,6 +11,10 @@ Pages show the same images with the same attributes, written four ways:
 - ``static``: ``<img src="{% static ... %}" width=... height=... alt=...>``, the
   hard-coded floor, in pages of 10, 50 and 500, and the same 50 from a loop
   (``static_loop``: ``{% static card.src %}``, ``alt="{{ card.alt }}"``);
+- ``empty_loop``: the 50 literal tags followed by ``{% for card in cards %}``
+  over the same 50 cards with nothing in it but a newline: what Django's loop
+  alone adds to the literal page, the part of ``redis_loop_vs_literal`` that
+  no tag can save (``redis_empty_loop_vs_literal``);
 - ``field``: ``<img src="{{ obj.file.url }}" ...>`` over the 50 ``ImageVersion``
   rows the view reads in one query for each render (what a site does without
   this app: an ``ImageField`` on its own model);
@@ -172,6 +176,8 @@ FIELD = (
     "{% endfor %}"
 )
 
+EMPTY_LOOP = "{% for card in cards %}\n{% endfor %}"
+
 STATIC_LOOP = (
     "{% load static %}{% for card in cards %}"
     '<img src="{% static card.src %}" width="1024" height="576" alt="{{ card.alt }}" '
@@ -210,6 +216,7 @@ def pages() -> dict[str, Page]:
     found["loop_500"] = Page(LOOP, cards(500), tags=500)
     found["loop_key_only_50"] = Page(LOOP_KEY_ONLY, cards(50))
     found["static_loop_50"] = Page(STATIC_LOOP, cards(50))
+    found["empty_loop_50"] = Page(literal(50) + EMPTY_LOOP, cards(50))
     found["field_50"] = Page(FIELD, versions)
     found["sorl_50"] = Page(SORL)
     return found
@@ -295,6 +302,7 @@ def main() -> dict[str, object]:
         assert rendered.count('<img src="/media/neuraldraft/bench.hero-') == 50, rendered
         assert templates["loop_50"].render() == rendered
         assert templates["loop_key_only_50"].render() == rendered
+        assert templates["empty_loop_50"].render() == rendered + "\n" * 50
 
         times = measure(templates)
         queries = {
@@ -323,6 +331,7 @@ def main() -> dict[str, object]:
         "redis_loop_vs_literal": ratio(times, "loop_50", "neuraldraft_50"),
         "redis_loop_vs_literal_500": ratio(times, "loop_500", "neuraldraft_500"),
         "redis_loop_vs_literal_key_only": ratio(times, "loop_key_only_50", "neuraldraft_50"),
+        "redis_empty_loop_vs_literal": ratio(times, "empty_loop_50", "neuraldraft_50"),
         "redis_loop_vs_static_loop_50": ratio(times, "loop_50", "static_loop_50"),
         "redis_ratio_vs_field_50": ratio(times, "neuraldraft_50", "field_50"),
         "redis_queries_cold_50": queries["queries_cold"],
