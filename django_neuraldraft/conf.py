@@ -120,6 +120,15 @@ def _is_positive_number(value: Any) -> bool:
     return _is_number(value) and value > 0
 
 
+#: The longest a schedule's setting may be: it is added to the current time,
+#: and a typo of a few more digits would overflow a datetime in the worker.
+_LONGEST_DURATION = 7 * 24 * 60 * 60
+
+
+def _is_duration(value: Any) -> bool:
+    return _is_positive_number(value) and value <= _LONGEST_DURATION
+
+
 def _is_timeout(value: Any) -> bool:
     if isinstance(value, (tuple, list)):
         return len(value) == 2 and all(_is_positive_number(v) for v in value)
@@ -225,9 +234,9 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "DEFAULT_ASPECT_RATIO": Rule(
             AspectRatio.values.__contains__, f"one of {', '.join(map(repr, AspectRatio.values))}"
         ),
-        "POLL_INITIAL": Rule(_is_positive_number, "a positive number of seconds"),
-        "POLL_MAX": Rule(_is_positive_number, "a positive number of seconds"),
-        "JOB_TIMEOUT": Rule(_is_positive_number, "a positive number of seconds"),
+        "POLL_INITIAL": Rule(_is_duration, "a positive number of seconds, a week at most"),
+        "POLL_MAX": Rule(_is_duration, "a positive number of seconds, a week at most"),
+        "JOB_TIMEOUT": Rule(_is_duration, "a positive number of seconds, a week at most"),
         "MAX_DOWNLOAD_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
         "MAX_PIXELS": Rule(_is_positive_whole, "a positive whole number of pixels"),
         "ALLOWED_DOWNLOAD_HOSTS": Rule(_is_host_list, "None or a list of host names"),
@@ -253,7 +262,7 @@ RULES: Mapping[str, Rule] = MappingProxyType(
         "WEBHOOK_SECRET": Rule(_is_optional_webhook_secret, "None or a whsec_ signing secret"),
         "WEBHOOK_TOLERANCE": Rule(_is_positive_number, "a positive number of seconds"),
         "WEBHOOK_MAX_BODY_BYTES": Rule(_is_positive_whole, "a positive whole number of bytes"),
-        "WEBHOOK_SAFETY_POLL": Rule(_is_positive_number, "a positive number of seconds"),
+        "WEBHOOK_SAFETY_POLL": Rule(_is_duration, "a positive number of seconds, a week at most"),
         "DEFAULT_SIZES": Rule(_is_optional_text, "None or a string"),
         "SHARED_CACHE": Rule(
             lambda value: value is None or isinstance(value, bool), "None, True or False"
