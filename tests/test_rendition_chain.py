@@ -237,6 +237,18 @@ class TestConcurrency:
             assert len(version.renditions) == 6 and version.renditions_attempts == 0
         assert caches["default"].get(rendition_slots.SLOT_KEY.format(0)) is None
 
+    def test_a_slot_held_to_its_expiry_is_left_to_expire(self, settings):
+        """Between reading the holder and deleting, the cache could let another step take
+        it: a slot this close to its end is not deleted."""
+        configure(settings, RENDITION_CONCURRENCY=2)
+        key = rendition_slots.SLOT_KEY.format(0)
+        with rendition_slots.slot(rendition_slots.EXPIRY_MARGIN) as free:
+            assert free
+        assert caches["default"].get(key) is not None
+        with rendition_slots.slot(rendition_chain.STEP_TIME_LIMIT) as free:
+            assert free
+        assert caches["default"].get(rendition_slots.SLOT_KEY.format(1)) is None
+
     def test_as_many_steps_run_as_there_are_slots(self, settings, published, commit):
         configure(settings, RENDITION_WIDTHS=(80, 160), RENDITION_CONCURRENCY=2)
         version = scheduled(commit)

@@ -13,6 +13,7 @@ with ``LocMemCache`` it holds per process, and ``DummyCache`` caps nothing
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,16 +24,24 @@ from .. import conf
 #: The cache key of slot ``n``, versioned so that a change of meaning never reads old slots.
 SLOT_KEY = "neuraldraft:rendition-slot:v1:{}"
 
+#: Seconds: a slot held this close to its expiry is left to expire, not deleted,
+#: since the cache may already have let another step take it.
+EXPIRY_MARGIN = 1.0
+
 
 @contextmanager
 def slot(timeout: float) -> Iterator[bool]:
     """Hold a free slot for up to ``timeout`` seconds; yields whether one was free.
 
-    The slot is given back on leaving, unless it expired meanwhile and
-    another step took it.
+    The slot is given back on leaving, unless it may have expired and been
+    taken by another step. The cache API cannot delete a key only if it
+    still holds a value, so two things are checked instead: the time held
+    (an expiry cannot have come yet) and the holder (the cache did not evict
+    it early for another step to take).
     """
     cache = caches[conf.cache_alias()]
     holder = secrets.token_hex(8)
+    taken_at = time.monotonic()
     key = next(
         (
             SLOT_KEY.format(n)
@@ -44,5 +53,6 @@ def slot(timeout: float) -> Iterator[bool]:
     try:
         yield key is not None
     finally:
-        if key is not None and cache.get(key) == holder:
+        held = time.monotonic() - taken_at
+        if key is not None and held < timeout - EXPIRY_MARGIN and cache.get(key) == holder:
             cache.delete(key)
