@@ -422,6 +422,26 @@ class ImageKeyAdmin(admin.ModelAdmin):
         )
 
     def discard_view(self, request: HttpRequest, object_id: str, version_id: int) -> HttpResponse:
+        """GET: what discarding the candidate deletes, to confirm; POST: discard it.
+
+        A discarded image cannot be had back, and its credits are spent, so the
+        button asks first, as Django's own delete does.
+        """
+        if request.method == "GET":
+            obj = self._get_key(request, object_id)
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+            version = obj.versions.filter(pk=version_id, candidate=True).first()
+            if version is None:
+                self.message_user(
+                    request, _("That image is no longer awaiting review."), messages.WARNING
+                )
+                return self._back_to(obj)
+            title = _("Discard candidate #%(version)d of %(key)s?") % {
+                "version": version.pk,
+                "key": obj.key,
+            }
+            return self._render(request, "discard.html", obj, title, version=version)
         return self._version_action(
             request,
             object_id,

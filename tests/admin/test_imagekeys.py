@@ -336,18 +336,37 @@ class TestVersions:
         ImageVersion.objects.filter(pk=candidate.pk).update(candidate=True)
         page = admin_client.get(url("change", hero.pk)).content.decode()
         assert f'form="nd-publish-{candidate.pk}"' in page
-        assert f'form="nd-discard-{candidate.pk}"' in page
+        assert f'href="{url("discard", hero.pk, candidate.pk)}"' in page
         assert "to review" in page
         admin_client.post(url("publish", hero.pk, candidate.pk))
         hero.refresh_from_db()
         assert hero.current_id == candidate.pk
 
-    def test_discard_removes_the_candidate(self, admin_client, hero):
+    def test_discard_asks_first_then_removes_the_candidate(self, admin_client, hero):
         candidate = add_version(hero, "b.png")
-        ImageVersion.objects.filter(pk=candidate.pk).update(candidate=True)
-        admin_client.post(url("discard", hero.pk, candidate.pk))
+        ImageVersion.objects.filter(pk=candidate.pk).update(candidate=True, credits_charged=40)
+        discard = url("discard", hero.pk, candidate.pk)
+
+        page = admin_client.get(discard)
+
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert f"Discard candidate #{candidate.pk} of hero.background?" in html
+        assert "Its 40 credits are spent all the same." in html
+        assert "/media/b.png" in html and '<form method="post">' in html
+        assert ImageVersion.objects.filter(pk=candidate.pk).exists()
+
+        admin_client.post(discard)
+
         assert not ImageVersion.objects.filter(pk=candidate.pk).exists()
         assert ImageKey.objects.filter(pk=hero.pk).exists()
+
+    def test_discarding_what_is_no_longer_a_candidate_goes_back(self, admin_client, hero):
+        version = add_version(hero, "b.png")
+        response = admin_client.get(url("discard", hero.pk, version.pk), follow=True)
+        assert response.redirect_chain == [(url("change", hero.pk), 302)]
+        assert "no longer awaiting review" in response.content.decode()
+        assert ImageVersion.objects.filter(pk=version.pk).exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -77,6 +77,8 @@ def test_every_version_url_refuses(viewer_client, key_with_history, name):
     hero, older, candidate, _job = key_with_history
     version = older if name == "rollback" else candidate
     assert viewer_client.post(url(name, hero.pk, version.pk)).status_code == 403
+    if name == "discard":  # its GET is the confirmation page
+        assert viewer_client.get(url(name, hero.pk, version.pk)).status_code == 403
     hero.refresh_from_db()
     assert hero.current.file.name.endswith("b.png")
     assert ImageVersion.objects.filter(pk=candidate.pk, candidate=True).exists()
