@@ -248,7 +248,10 @@ class _LineIndex:
     """
 
     _KEY = r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[A-Za-z0-9_-]+)"
-    _HEADER = re.compile(rf"^\s*\[\s*images\s*\.\s*{_KEY}[^\]]*\]")
+    # A bare key is taken whole (the lookahead), or its split points and the
+    # rest of the header backtrack against each other: quadratic on a long
+    # ``[images.aaaa…`` line without ``]``, which a multi-line prompt may hold.
+    _HEADER = re.compile(rf"^\s*\[\s*images\s*\.\s*{_KEY}(?![A-Za-z0-9_-])[^\]]*\]")
     _ANY_HEADER = re.compile(r"^\s*\[")
     _ASSIGNMENT = re.compile(rf"^\s*{_KEY}\s*=")
     _TOP_HEADER = re.compile(rf"^\s*\[+\s*{_KEY}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -302,3 +304,60 @@ def test_the_plan_compares_with_what_a_generation_sends(settings, sandbox):
 
     assert services.generation_params(image_key, None, None, None) == job.params
     assert job.params["style"] == "watercolour"
+
+
+@contextmanager
+def ends_within(seconds: int):
+    """Stop a run that hangs (the regex engine checks signals); not a measurement: the
+    fixed code takes milliseconds here, the quadratic one minutes."""
+
+    def expire(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_long_line_like_an_unclosed_table_header_is_read_in_one_pass(run, tmp_path):
+    """A multi-line prompt may hold ``[images.aaaa…`` without ``]``: finding the lines of
+    tables backtracked on it, quadratically (2 s at 40,000 characters, minutes at the
+    size the command accepts)."""
+    line = "[images." + "a" * 400_000
+    path = tmp_path / "images.toml"
+    path.write_text(f'[images."home.hero"]\nprompt = """\n{line}\n"""\n')
+    assert path.stat().st_size < manifest.MAX_BYTES
+
+    with ends_within(10), pytest.raises(CommandError, match="prompt"):
+        run("neuraldraft_apply", str(path), "--dry-run")
+
+    assert not ImageKey.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        '[images."home.hero"]\nprompt = "x"\n[images]\n'
+        '"\\u001b[2J\\u001b[31mx\\nforged: ok" = 5\n',
+        '[images."home.hero"]\n"\\u001b]0;owned\\u0007" = {a = 1}\n',
+        '[images."\\u001b[2Jbad\\nforged line"]\nprompt = 5\n',
+    ],
+    ids=["key-not-a-table", "field-is-a-table", "field-not-a-string"],
+)
+def test_problems_print_the_files_keys_as_plain_text(run, tmp_path, toml):
+    """A key of the file is text from outside: its escapes and line breaks must neither
+    drive the terminal nor forge a line of output (docs/commands.rst)."""
+    path = tmp_path / "images.toml"
+    path.write_text(toml)
+
+    with pytest.raises(CommandError) as raised:
+        run("neuraldraft_apply", str(path), "--dry-run")
+
+    message = str(raised.value)
+    assert "\x1b" not in message and "\x07" not in message
+    assert all(line.startswith(str(path)) for line in message.splitlines()), message
+    assert not ImageKey.objects.exists()

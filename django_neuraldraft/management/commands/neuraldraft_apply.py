@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from ... import manifest
 from ...exceptions import BrokerUnavailableError, CreditBudgetExceededError
 from ...manifest import GENERATE, UNCHANGED, UPDATE, ManifestError, Plan, Problem
+from ...terminal import printable
 from ..base import EXIT_INTERRUPTED, dump_json
 
 #: Problems of a bad file printed; a file that is not a manifest at all has thousands.
@@ -116,11 +117,15 @@ class Command(BaseCommand):
 
 
 def describe_problems(path: Path, problems: list[Problem]) -> str:
-    """One line per problem, ``FILE:LINE: message``, the first :data:`PROBLEMS_SHOWN` only."""
+    """One line per problem, ``FILE:LINE: message``, the first :data:`PROBLEMS_SHOWN` only.
+
+    A message may quote the file's own keys and field names, so it is printed
+    as plain text (:func:`~django_neuraldraft.terminal.printable`).
+    """
     lines = [
-        f"{path}:{problem.line}: {problem.message}"
+        f"{path}:{problem.line}: {printable(problem.message)}"
         if problem.line
-        else f"{path}: {problem.message}"
+        else f"{path}: {printable(problem.message)}"
         for problem in problems[:PROBLEMS_SHOWN]
     ]
     if len(problems) > PROBLEMS_SHOWN:
