@@ -56,6 +56,9 @@ from .status import (
 
 #: Most keys one status request may ask about: a change list page holds at most this many.
 MAX_STATUS_KEYS = 500
+#: The largest primary key a database column holds (a signed 64-bit integer);
+#: past it, a driver raises instead of finding nothing.
+_LARGEST_ID = 2**63 - 1
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -483,7 +486,9 @@ class ImageKeyAdmin(admin.ModelAdmin):
         try:
             ids = {int(value) for value in request.GET.getlist("id")}
         except ValueError:
-            return JsonResponse({"error": _("id must be a whole number.")}, status=400)
+            ids = {0}
+        if not all(1 <= pk <= _LARGEST_ID for pk in ids):
+            return JsonResponse({"error": _("id must be a key's id.")}, status=400)
         if len(ids) > MAX_STATUS_KEYS:
             return JsonResponse(
                 {"error": _("At most %(count)d keys at once.") % {"count": MAX_STATUS_KEYS}},

@@ -184,6 +184,10 @@ class TestStatusView:
         response = client.get(STATUS, {"id": 1})
         assert response.status_code == 302
 
-    @pytest.mark.parametrize("ids", [["x"], [str(n) for n in range(501)]])
+    @pytest.mark.parametrize(
+        "ids",
+        [["x"], [str(n) for n in range(1, 502)], ["1", "0"], ["1", str(2**63)], [str(-(2**70))]],
+        ids=["not-a-number", "too-many", "zero", "past-64-bits", "negative"],
+    )
     def test_bad_ids_are_refused(self, admin_client, ids):
         assert admin_client.get(STATUS, {"id": ids}).status_code == 400
