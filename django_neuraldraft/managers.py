@@ -261,3 +261,10 @@ class JobQuerySet(ChainQuerySet):
             Q(remote_id__isnull=False) | Q(status__in=IN_FLIGHT_STATUSES)
         )
         return committed.aggregate(total=Sum("credits"))["total"] or 0
+
+
+class CreditSpendQuerySet(models.QuerySet):
+    def credits_since(self, since: datetime) -> int:
+        """Credits the ledger records as spent since ``since``."""
+        spent = self.filter(spent_at__gte=since)
+        return spent.aggregate(total=Sum("credits"))["total"] or 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
@@ -28,7 +29,7 @@ from .limits import (
     prompt_validators,
     text_validators,
 )
-from .managers import ImageKeyQuerySet, ImageVersionQuerySet, JobQuerySet
+from .managers import CreditSpendQuerySet, ImageKeyQuerySet, ImageVersionQuerySet, JobQuerySet
 from .storage import ConfiguredStorage, RecordedStorageImageField
 
 
@@ -358,6 +359,43 @@ class ImageVersion(models.Model):
 
     def __str__(self) -> str:
         return self.file.name or ""
+
+
+class CreditSpend(models.Model):
+    """Credits Neural Draft charged, or is about to charge for an upload: the budget's ledger.
+
+    ``DAILY_CREDIT_BUDGET`` is read from these rows, not from the jobs and
+    versions they paid for, because those may be deleted (a finished job in
+    the admin, an old version by ``neuraldraft_cleanup``, a key with its
+    versions) and the credits stay spent. So a row outlives what it records:
+    deleting its job only empties the link, and an upload's row has no link to
+    its version, since a version something points at is one cleanup keeps.
+    """
+
+    credits = models.PositiveIntegerField(_("credits"))
+    spent_at = models.DateTimeField(_("spent"), default=timezone.now)
+    job = models.OneToOneField(
+        Job,
+        verbose_name=_("job"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="credit_spend",
+    )
+
+    objects = CreditSpendQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("credit spend")
+        verbose_name_plural = _("credit spends")
+        ordering = ["-spent_at", "-pk"]
+        indexes = [models.Index(fields=["spent_at"], name="neuraldraft_spend_at_idx")]
+
+    def __str__(self) -> str:
+        return _("%(credits)d credits on %(date)s") % {
+            "credits": self.credits,
+            "date": self.spent_at.date(),
+        }
 
 
 class WebhookEvent(models.Model):

@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from django_neuraldraft.choices import JobStatus
 from django_neuraldraft.managers import statuses_before
-from django_neuraldraft.models import ImageKey, Job
+from django_neuraldraft.models import CreditSpend, ImageKey, Job
 from tests.helpers import add_version
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +101,55 @@ class TestCreditsSpent:
         make_job(credits=40)
         make_job(credits=40, status=JobStatus.FAILED)
         assert Job.objects.credits_spent_since(since) == 80
+
+
+class TestCreditLedger:
+    def test_the_ledger_counts_from_a_moment_on(self):
+        since = timezone.now()
+        CreditSpend.objects.create(credits=40, spent_at=since - timedelta(seconds=1))
+        CreditSpend.objects.create(credits=40, spent_at=since)
+        CreditSpend.objects.create(credits=1)
+        assert CreditSpend.objects.credits_since(since) == 41
+
+    def test_deleting_its_job_keeps_the_spending(self):
+        job = make_job(credits=40, remote_id="job_a", status=JobStatus.COMPLETED)
+        CreditSpend.objects.create(credits=40, job=job)
+        job.delete()
+        assert list(CreditSpend.objects.values_list("credits", "job")) == [(40, None)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ledgers_migration_records_what_was_spent_today():
+    executor = MigrationExecutor(connection)
+    adding = ("neuraldraft", "0009_creditspend")
+    before = [parent.key for parent in executor.loader.graph.node_map[adding].parents]
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    old_job = old_apps.get_model("neuraldraft", "Job")
+    image_key = old_apps.get_model("neuraldraft", "ImageKey").objects.create(key="hero")
+    sent = old_job.objects.create(idempotency_key="a", remote_id="job_a", credits=40)
+    old_job.objects.create(idempotency_key="b", status=JobStatus.FAILED, credits=40)
+    yesterday = old_job.objects.create(idempotency_key="c", remote_id="job_c", credits=40)
+    old_job.objects.filter(pk=yesterday.pk).update(created_at=timezone.now() - timedelta(days=1))
+    for origin, credits in [("uploaded", 1), ("generated", 40)]:
+        old_apps.get_model("neuraldraft", "ImageVersion").objects.create(
+            image_key=image_key,
+            file=f"neuraldraft/hero/{origin}.png",
+            width=16,
+            height=9,
+            bytes=100,
+            mime_type="image/png",
+            sha256="0" * 64,
+            source_url="https://cdn.neuraldraft.io/a.png",
+            origin=origin,
+            credits_charged=credits,
+        )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    spent = CreditSpend.objects.order_by("credits").values_list("credits", "job")
+    assert list(spent) == [(1, None), (40, sent.pk)]
 
 
 class TestRejectResult:
