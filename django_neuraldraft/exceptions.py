@@ -65,7 +65,7 @@ class InvalidImageError(DownloadError):
 
 
 class CreditBudgetExceededError(Exception):
-    """A generation would pass ``NEURALDRAFT["DAILY_CREDIT_BUDGET"]``; nothing was sent."""
+    """A generation or an upload would pass ``DAILY_CREDIT_BUDGET``; nothing was sent."""
 
 
 class BrokerUnavailableError(Exception):

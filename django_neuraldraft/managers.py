@@ -255,12 +255,15 @@ class JobQuerySet(ChainQuerySet):
             Q(chain_due_at__lt=before) | Q(chain_due_at__isnull=True)
         )
 
-    def credits_spent_since(self, since: datetime) -> int:
-        """Credits committed by jobs created since ``since``: sent, or on their way to be."""
-        committed = self.filter(created_at__gte=since).filter(
-            Q(remote_id__isnull=False) | Q(status__in=IN_FLIGHT_STATUSES)
-        )
-        return committed.aggregate(total=Sum("credits"))["total"] or 0
+    def credits_reserved(self) -> int:
+        """Credits of the jobs on their way to Neural Draft, not yet accepted there.
+
+        Once accepted, a job's credits are in the ledger
+        (:class:`~django_neuraldraft.models.CreditSpend`); a job that ends
+        without being accepted was charged nothing and reserves nothing.
+        """
+        waiting = self.filter(remote_id__isnull=True, status__in=IN_FLIGHT_STATUSES)
+        return waiting.aggregate(total=Sum("credits"))["total"] or 0
 
 
 class CreditSpendQuerySet(models.QuerySet):

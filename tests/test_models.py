@@ -94,13 +94,13 @@ class TestOneJobInFlightPerKey:
         make_job(image_key)
 
 
-class TestCreditsSpent:
-    def test_counts_sent_and_queued_jobs_only(self):
-        since = timezone.now()
-        make_job(credits=40, remote_id="job_a", status=JobStatus.COMPLETED)
-        make_job(credits=40)
+class TestCreditsReserved:
+    def test_jobs_reserve_credits_until_accepted_or_ended(self):
+        make_job(credits=40, remote_id="job_a", status=JobStatus.PROCESSING)
         make_job(credits=40, status=JobStatus.FAILED)
-        assert Job.objects.credits_spent_since(since) == 80
+        make_job(credits=40, sent_at=timezone.now())
+        make_job(credits=40)
+        assert Job.objects.credits_reserved() == 80
 
 
 class TestCreditLedger:

@@ -18,6 +18,7 @@ from django_neuraldraft.exceptions import (
     DownloadTooLargeError,
     InsufficientCreditsError,
     InvalidImageError,
+    TransportError,
 )
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from django_neuraldraft.signals import image_ready
@@ -215,6 +216,21 @@ class TestUploadBudget:
         services.upload(hero, io.BytesIO(png_bytes()))
         with pytest.raises(CreditBudgetExceededError):
             services.request_generation(hero)
+
+    def test_an_upload_neural_draft_refuses_costs_nothing(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        sandbox.set_fault("status", status=402, code="insufficient_credits", method="POST")
+        with pytest.raises(InsufficientCreditsError):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert services.credits_left_today() == 100
+
+    def test_an_upload_whose_answer_was_lost_stays_counted(self, hero, sandbox, settings):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 100}
+        sandbox.set_fault("drop_response", method="POST", path="/v1/images")
+        with pytest.raises(TransportError):
+            services.upload(hero, io.BytesIO(png_bytes()))
+        assert not ImageVersion.objects.exists()
+        assert services.credits_left_today() == 99
 
 
 class TestAltTextProposal:

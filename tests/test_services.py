@@ -25,7 +25,7 @@ from django_neuraldraft.exceptions import (
     NotFoundError,
     ServerError,
 )
-from django_neuraldraft.models import ImageKey, ImageVersion, Job
+from django_neuraldraft.models import CreditSpend, ImageKey, ImageVersion, Job
 from django_neuraldraft.poll_schedule import HISTORY_SHARE
 from django_neuraldraft.signals import image_ready, job_failed
 from django_neuraldraft.testing import run_sandbox
@@ -424,6 +424,22 @@ class TestCreditsLeftToday:
         assert services.credits_left_today() == 60
         services.request_generation("left.two", prompt="b")
         assert services.credits_left_today() == 20
+
+    def test_an_accepted_job_moves_to_the_ledger(self, neuraldraft_settings, settings):
+        settings.NEURALDRAFT = {**neuraldraft_settings, "DAILY_CREDIT_BUDGET": 100}
+        job = services.submit(services.request_generation("left.one", prompt="a"))
+        assert CreditSpend.objects.get().job == job
+        assert services.credits_left_today() == 60
+
+    def test_a_job_refused_before_it_was_accepted_costs_nothing(
+        self, neuraldraft_settings, settings, sandbox
+    ):
+        settings.NEURALDRAFT = {**neuraldraft_settings, "DAILY_CREDIT_BUDGET": 100}
+        sandbox.set_fault("status", status=402, code="insufficient_credits", method="POST")
+        job = services.submit(services.request_generation("left.one", prompt="a"))
+        assert job.status == JobStatus.FAILED
+        assert not CreditSpend.objects.exists()
+        assert services.credits_left_today() == 100
 
 
 class TestPollOnceOwnsTheOutcome:

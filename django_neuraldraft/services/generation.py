@@ -10,17 +10,16 @@ from typing import Any
 from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .. import conf, limits
-from ..choices import ImageOrigin, JobStatus, JobType
+from ..choices import JobStatus, JobType
 from ..client.types import ASPECT_RATIOS
 from ..exceptions import BrokerUnavailableError, CreditBudgetExceededError, NeuralDraftError
 from ..keys import validate_image_key
-from ..models import ImageKey, ImageVersion, Job
+from ..models import CreditSpend, ImageKey, Job
 from ..poll_schedule import HISTORY_SIZE, first_poll_delay
 from .chains import new_token
 from .jobs import fail, mirror, note_failure, permanent_error_code, valid_remote_id
@@ -133,7 +132,14 @@ def request_generation(
         running = image_key.jobs.in_flight().first()
         if running is not None:
             return running
-        _check_budget(cost)
+        _check_budget(
+            cost,
+            _(
+                "This generation costs %(cost)d credits; %(spent)d of today's budget of "
+                "%(budget)d are committed already. Raise NEURALDRAFT['DAILY_CREDIT_BUDGET'] "
+                "or try again tomorrow."
+            ),
+        )
         token = new_token()
         try:
             with transaction.atomic():
@@ -162,19 +168,26 @@ def credits_left_today() -> int | None:
 
 
 def _credits_spent_today() -> int:
+    """Today's ledger, and the credits of the jobs Neural Draft has not accepted yet.
+
+    A job reserves its credits from the transaction that creates it; the one
+    that stores its remote id writes its ledger row (see :func:`submit`). The
+    reservations are read first, so a job accepted between the two reads is
+    counted twice rather than missed.
+    """
     midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
-    uploads = ImageVersion.objects.filter(origin=ImageOrigin.UPLOADED, created_at__gte=midnight)
-    uploaded = uploads.aggregate(total=Sum("credits_charged"))["total"] or 0
-    return Job.objects.credits_spent_since(midnight) + uploaded
+    reserved = Job.objects.credits_reserved()
+    return reserved + CreditSpend.objects.credits_since(midnight)
 
 
 def _serialise_budget_checks() -> None:
     """Hold, until the transaction ends, the lock every budget check takes first.
 
     Without it, requesters that read the credits spent at the same moment all
-    see room for one more and all create a job. PostgreSQL takes a
-    transaction-scoped advisory lock; SQLite takes its single write lock,
-    which a write statement acquires even when it matches no row.
+    see room for one more and all create a job or reserve an upload.
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite takes its
+    single write lock, which a write statement acquires even when it matches
+    no row.
     """
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -184,7 +197,13 @@ def _serialise_budget_checks() -> None:
             cursor.execute(f"UPDATE {table} SET id = id WHERE 0")
 
 
-def _check_budget(cost: int) -> None:
+def _check_budget(cost: int, refusal: str) -> None:
+    """Raise ``CreditBudgetExceededError`` if ``cost`` would pass today's budget.
+
+    The caller records the credits before its transaction ends, while the lock
+    taken here is still held. ``refusal`` is the error's text, formatted with
+    ``cost``, ``spent``, ``budget`` and ``left``.
+    """
     budget = conf.daily_credit_budget()
     if budget is None:
         return
@@ -192,13 +211,24 @@ def _check_budget(cost: int) -> None:
     spent = _credits_spent_today()
     if spent + cost > budget:
         raise CreditBudgetExceededError(
-            _(
-                "This generation costs %(cost)d credits; %(spent)d of today's budget of "
-                "%(budget)d are committed already. Raise NEURALDRAFT['DAILY_CREDIT_BUDGET'] "
-                "or try again tomorrow."
-            )
-            % {"cost": cost, "spent": spent, "budget": budget}
+            refusal
+            % {"cost": cost, "spent": spent, "budget": budget, "left": max(0, budget - spent)}
         )
+
+
+def reserve_credits(cost: int, refusal: str) -> CreditSpend:
+    """Check ``cost`` against today's budget and write it to the ledger, committed at once.
+
+    For credits no job reserves: an upload's. The row is committed before the
+    API call, in a transaction of its own, so the budget lock is not held over
+    the call and every later check counts it. The caller deletes the row if
+    the call is refused. Called inside a transaction, the lock is held, and
+    the row stays invisible to other checks, until that one ends.
+    ``refusal`` is as for :func:`_check_budget`.
+    """
+    with transaction.atomic():
+        _check_budget(cost, refusal)
+        return CreditSpend.objects.create(credits=cost)
 
 
 def _enqueue(task_name: str, job_pk: int, token: str, **options: Any) -> None:
@@ -225,7 +255,9 @@ def submit(job: Job) -> Job:
     recorded in ``last_error`` and raised for the caller to retry later. A job
     cancelled before it was sent is not sent; a cancel that arrived while it
     was being sent is delivered to Neural Draft by
-    :func:`~django_neuraldraft.services.poll_once`.
+    :func:`~django_neuraldraft.services.poll_once`. Neural Draft charges the
+    job when it accepts it, so the transaction that stores the remote id also
+    writes the job's credits to the budget's ledger.
     """
     job.refresh_from_db()
     if job.remote_id or job.status != JobStatus.PENDING:
@@ -258,7 +290,8 @@ def submit(job: Job) -> Job:
         return job
     try:
         with transaction.atomic():
-            Job.objects.filter(pk=job.pk, remote_id__isnull=True).update(remote_id=remote.id)
+            if Job.objects.filter(pk=job.pk, remote_id__isnull=True).update(remote_id=remote.id):
+                CreditSpend.objects.create(job=job, credits=job.credits)
     except IntegrityError:
         fail(
             job,

@@ -20,14 +20,10 @@ from django.utils.translation import gettext as _
 from .. import conf
 from ..choices import ImageOrigin
 from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
-from ..exceptions import (
-    CreditBudgetExceededError,
-    DownloadTooLargeError,
-    MalformedResponseError,
-)
+from ..exceptions import APIError, DownloadTooLargeError, MalformedResponseError, ServerError
 from ..models import ImageKey, ImageVersion, Job
 from ..storage import storage_for
-from .generation import credits_left_today
+from .generation import reserve_credits
 from .remote import get_client
 from .versions import atomic_with_files, bind, store_version
 
@@ -47,20 +43,33 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
     The bytes pass the checks of a download (size, type, pixels) before
     anything is sent, so a bad file raises a ``DownloadError`` and leaves the
     API, the storage and the database untouched; so does a spent daily budget,
-    with ``CreditBudgetExceededError`` (the upload's credit counts against
-    ``DAILY_CREDIT_BUDGET`` through its version). An upload goes on show
-    whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
+    with ``CreditBudgetExceededError``. Otherwise the upload's credit is
+    reserved in the budget's ledger before the call, under the lock generations
+    take, and given back only if Neural Draft refuses the file with a 4xx
+    answer: after no answer or a 5xx it may have been charged. An upload goes
+    on show whatever ``AUTO_PUBLISH`` says: the editor chose it. API errors
     propagate as the client raised them; a failure once the file is stored
     removes it after the rollback, as an ingest does.
     """
     with verified_file(file) as image:
-        _check_budget()
-        remote = get_client().upload_image(
-            image_key.key,
-            cast(BinaryIO, image.file),
-            filename=f"{image_key.key}.{image.extension}",
-            content_type=image.mime_type,
+        spend = reserve_credits(
+            UPLOAD_CREDITS,
+            _(
+                "An upload costs %(cost)d credit and today's budget has %(left)d left. Raise "
+                "NEURALDRAFT['DAILY_CREDIT_BUDGET'] or try again tomorrow."
+            ),
         )
+        try:
+            remote = get_client().upload_image(
+                image_key.key,
+                cast(BinaryIO, image.file),
+                filename=f"{image_key.key}.{image.extension}",
+                content_type=image.mime_type,
+            )
+        except APIError as err:
+            if not isinstance(err, ServerError):
+                spend.delete()
+            raise
         if not remote.url.startswith(("https://", "http://")) or len(remote.url) > _MAX_SOURCE_URL:
             raise MalformedResponseError("The uploaded image's URL is not a usable http(s) URL.")
         image.file.seek(0)
@@ -76,18 +85,6 @@ def upload(image_key: ImageKey, file: IO[bytes], *, requested_by: Any = None) ->
             )
             bind(image_key, version)
     return version
-
-
-def _check_budget() -> None:
-    left = credits_left_today()
-    if left is not None and left < UPLOAD_CREDITS:
-        raise CreditBudgetExceededError(
-            _(
-                "An upload costs %(cost)d credit and today's budget has %(left)d left. Raise "
-                "NEURALDRAFT['DAILY_CREDIT_BUDGET'] or try again tomorrow."
-            )
-            % {"cost": UPLOAD_CREDITS, "left": left}
-        )
 
 
 @contextmanager

@@ -64,6 +64,20 @@ class TestReadOnly:
         admin_client.post(delete, {"post": "yes"})
         assert not Job.objects.filter(pk=running.pk).exists()
 
+    def test_deleting_a_finished_job_does_not_refund_its_credits(
+        self, admin_client, hero, sandbox, settings
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 40}
+        job = services.submit(services.request_generation(hero))
+        sandbox.finish_job(job.remote_id)
+        services.poll_once(job)
+
+        delete = reverse("admin:neuraldraft_job_delete", args=[job.pk])
+        admin_client.post(delete, {"post": "yes"})
+
+        assert not Job.objects.filter(pk=job.pk).exists()
+        assert services.credits_left_today() == 0
+
 
 class TestActions:
     def test_refresh_polls_through_the_service(self, admin_client, running, sandbox, hero):

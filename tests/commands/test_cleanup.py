@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.management.base import CommandError
 from django.utils import timezone
+from PIL import Image
 
+from django_neuraldraft import services
+from django_neuraldraft.exceptions import CreditBudgetExceededError
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("neuraldraft_settings")]
@@ -31,6 +36,13 @@ def history(make_image):
 
 def exists(name: str) -> bool:
     return storages["default"].exists(name)
+
+
+def png(color: str) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 180), color).save(buffer, "PNG")
+    buffer.seek(0)
+    return buffer
 
 
 def test_keeps_the_newest_n_and_the_image_on_show(run, commit, history):
@@ -122,3 +134,20 @@ def test_candidates_do_not_count_among_the_newest_kept(run, commit, history):
         run("neuraldraft_cleanup", "--keep", "1")
 
     assert set(ImageVersion.objects.all()) == {on_show, older, newest}
+
+
+def test_deleted_uploads_stay_counted_against_todays_budget(run, commit, sandbox, settings):
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "DAILY_CREDIT_BUDGET": 2}
+    hero = ImageKey.objects.create(key="hero.background")
+    services.upload(hero, png("#112233"))
+    services.upload(hero, png("#445566"))
+
+    with commit():
+        run("neuraldraft_cleanup", "--keep", "0")
+
+    assert ImageVersion.objects.count() == 1
+    assert services.credits_left_today() == 0
+    sent = len(sandbox.requests)
+    with pytest.raises(CreditBudgetExceededError):
+        services.upload(hero, png("#778899"))
+    assert len(sandbox.requests) == sent
