@@ -151,3 +151,21 @@ def test_deleted_uploads_stay_counted_against_todays_budget(run, commit, sandbox
     with pytest.raises(CreditBudgetExceededError):
         services.upload(hero, png("#778899"))
     assert len(sandbox.requests) == sent
+
+
+def test_a_file_bound_again_before_it_is_deleted_stays(run, django_capture_on_commit_callbacks):
+    """The files go after the commit; an upload of the same bytes in between finds the
+    content-addressed file and binds a version to it, so cleanup looks again then."""
+    hero = ImageKey.objects.create(key="hero.background")
+    old = services.upload(hero, png("#112233"))
+    services.upload(hero, png("#445566"))
+
+    with django_capture_on_commit_callbacks() as after_commit:
+        run("neuraldraft_cleanup", "--keep", "0")
+    again = services.upload(hero, png("#112233"))
+    for callback in after_commit:
+        callback()
+
+    assert not ImageVersion.objects.filter(pk=old.pk).exists()
+    assert again.file.name == old.file.name
+    assert exists(again.file.name)
