@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from PIL import Image
 
@@ -147,6 +148,40 @@ class TestDiscard:
         assert not ImageVersion.objects.exists()
         job.refresh_from_db()
         assert job.status == "completed" and job.credits == 40  # kept, for the budget
+
+    def test_the_renditions_a_killed_step_was_writing_go_too(
+        self, hero, sandbox, settings, commit
+    ):
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+        storage = storages["default"]
+        half_written = storage.save(
+            f"{version.file.name.rsplit('.', 1)[0]}/160w-q80.webp", ContentFile(b"RIFF")
+        )
+        ImageVersion.objects.filter(pk=version.pk).update(renditions_writing=[half_written])
+
+        with commit():
+            services.discard(version)
+
+        assert not storage.exists(version.file.name)
+        assert not storage.exists(half_written)
+
+    def test_a_file_bound_again_before_it_is_deleted_stays(
+        self, hero, sandbox, settings, django_capture_on_commit_callbacks
+    ):
+        """The same image generated again between the discard's commit and its deletion
+        of the file binds a version to the content-addressed file it finds."""
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "AUTO_PUBLISH": False}
+        version = finished_version(hero, sandbox)
+
+        with django_capture_on_commit_callbacks() as after_commit:
+            services.discard(version)
+        again = finished_version(hero, sandbox)
+        for callback in after_commit:
+            callback()
+
+        assert again.file.name == version.file.name
+        assert storages["default"].exists(again.file.name)
 
 
 class TestUpload:

@@ -22,8 +22,8 @@ from ..choices import ImageOrigin
 from ..downloads import IMAGE_FORMATS, DownloadedImage, inspect_image
 from ..exceptions import APIError, DownloadTooLargeError, MalformedResponseError, ServerError
 from ..models import ImageKey, ImageVersion, Job
-from ..storage import storage_for
 from .generation import reserve_credits
+from .history import delete_unused_files
 from .remote import get_client
 from .versions import atomic_with_files, bind, store_version
 
@@ -150,41 +150,24 @@ def publish(version: ImageVersion) -> ImageVersion:
 def discard(version: ImageVersion) -> None:
     """Delete a candidate, and its files once the deletion has committed.
 
-    A file another version still uses (the same bytes bound twice) is kept.
-    Its job stays, for the record and the credit budget, but is detached from
-    the key, as cleanup does: a finished job without a version is what the
-    sweep ingests again, and the editor said no to that image. Discarding a
+    A file another version still uses (the same bytes bound twice) is kept:
+    :func:`~.history.delete_unused_files` decides, after the commit. Its job
+    stays, for the record and the credit budget, but is detached from the
+    key, as cleanup does: a finished job without a version is what the sweep
+    ingests again, and the editor said no to that image. Discarding a
     candidate that is gone already changes nothing; a version that is not a
     candidate raises ``ValidationError``.
     """
     with transaction.atomic():
         ImageKey.objects.select_for_update().filter(pk=version.image_key_id).first()
-        current = ImageVersion.objects.filter(pk=version.pk).first()
+        current = ImageVersion.objects.select_related("image_key").filter(pk=version.pk).first()
         if current is None:
             return
         if not current.candidate:
             raise ValidationError(
                 _("Only an image awaiting review can be discarded."), code="not_candidate"
             )
-        names = [
-            current.file.name,
-            *(
-                item["name"]
-                for item in current.renditions
-                if isinstance(item, dict) and isinstance(item.get("name"), str)
-            ),
-        ]
-        alias = current.storage_alias
         if current.job_id:
             Job.objects.filter(pk=current.job_id).update(image_key=None)
         current.delete()
-        transaction.on_commit(lambda: _delete_unused_files(names, alias), robust=True)
-
-
-def _delete_unused_files(names: list[str], alias: str) -> None:
-    # Content-addressed names: the same bytes bound again share the file.
-    if ImageVersion.objects.filter(file=names[0]).exists():
-        return
-    storage = storage_for(alias)
-    for name in names:
-        storage.delete(name)
+        transaction.on_commit(lambda: delete_unused_files([current]), robust=True)
