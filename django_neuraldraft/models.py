@@ -306,7 +306,16 @@ class ImageVersion(models.Model):
         blank=True,
         help_text=_(
             "Names of rendition files being written and not yet recorded; the next run "
-            "deletes those it does not record."
+            "records those the settings plan and moves the others to the dropped renditions."
+        ),
+    )
+    renditions_dropped = models.JSONField(
+        _("dropped renditions"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Names of rendition files the settings no longer plan, kept for pages cached "
+            "with them; neuraldraft_cleanup deletes them with the version."
         ),
     )
     chain_token = models.CharField(

@@ -282,8 +282,10 @@ def make_for(
 
     The names about to be written are noted on the row first
     (``renditions_writing``), so that files a killed worker left unrecorded
-    are known: each call deletes those the settings no longer ask for before
-    it starts, and records the others when it makes them.
+    are known: each call moves those the settings no longer ask for to
+    ``renditions_dropped`` before it starts, and records the others when it
+    makes them. Renditions the settings no longer ask for leave the recorded
+    list for ``renditions_dropped`` too, their files kept for cached pages.
 
     Memory is bounded by the largest rendition for a JPEG, decoded at the
     smallest scale that still covers it (``Image.draft``); other formats are
@@ -321,37 +323,37 @@ def make_for(
 
 
 def _note_writing(version: ImageVersion, planned: list[Planned], wanted: list[Planned]) -> bool:
-    """Delete the files an earlier run left unrecorded, then note those this run may write.
+    """Settle the names an earlier run noted, then note those this run may write.
 
     A name noted by an earlier run that the row does not record is a file a
     killed worker may have left. If the settings still plan it, the next
-    run that makes that width finds and records it; otherwise nothing will,
-    and it is deleted here. Only names inside the version's own rendition
-    folder are ever deleted. ``False`` if the row is gone.
+    run that makes that width finds and records it; otherwise it moves to
+    ``renditions_dropped``, for cleanup to delete with the version. It is not
+    deleted here: identical images share one rendition folder, so another
+    version may record the same name, and only
+    :func:`~django_neuraldraft.services.history.delete_unused_files`, above
+    this module, knows. Names outside the version's own rendition folder are
+    forgotten. ``False`` if the row is gone.
     """
-    storage = version.file.storage
     folder = posixpath.splitext(version.file.name or "")[0] + "/"
     keep = {item.name for item in planned} | {r["name"] for r in version.renditions}
     writing: list[str] = []
+    dropped = list(version.renditions_dropped)
     for name in version.renditions_writing:
-        if not isinstance(name, str) or not name.startswith(folder) or name in writing:
+        if not isinstance(name, str) or not name.startswith(folder):
             continue
         if name in keep:
             writing.append(name)
-            continue
-        try:
-            if storage.exists(name):
-                storage.delete(name)
-                logger.info("Deleted %s, a rendition an interrupted run left unrecorded.", name)
-        except Exception:
-            logger.warning("Could not delete the unrecorded rendition %s.", name, exc_info=True)
-            writing.append(name)
-    writing += [item.name for item in wanted if item.name not in writing]
-    if writing == version.renditions_writing:
+        elif name not in dropped:
+            dropped.append(name)
+    writing = list(dict.fromkeys([*writing, *(item.name for item in wanted)]))
+    if (writing, dropped) == (version.renditions_writing, version.renditions_dropped):
         return True
-    if not ImageVersion.objects.filter(pk=version.pk).update(renditions_writing=writing):
+    if not ImageVersion.objects.filter(pk=version.pk).update(
+        renditions_writing=writing, renditions_dropped=dropped
+    ):
         return False
-    version.renditions_writing = writing
+    version.renditions_writing, version.renditions_dropped = writing, dropped
     return True
 
 
@@ -523,17 +525,27 @@ def encode(image: Image.Image, image_format: str) -> bytes:
 def _record(version: ImageVersion, renditions: list[dict[str, Any]]) -> bool:
     """Store ``renditions`` on the version's row; ``False`` if the row is gone.
 
-    The names recorded leave ``renditions_writing`` in the same UPDATE.
-    ``QuerySet.update`` sends no signal, so the key's cached data is
-    invalidated here, once the update has committed.
+    The names recorded leave ``renditions_writing`` and ``renditions_dropped``
+    in the same UPDATE, and those no longer recorded join
+    ``renditions_dropped``: their files stay for pages cached with them, and
+    cleanup deletes them with the version. ``QuerySet.update`` sends no
+    signal, so the key's cached data is invalidated here, once the update has
+    committed.
     """
     names = {rendition["name"] for rendition in renditions}
     writing = [name for name in version.renditions_writing if name not in names]
+    no_longer = [r["name"] for r in version.renditions if r["name"] not in names]
+    dropped = [
+        name
+        for name in dict.fromkeys([*version.renditions_dropped, *no_longer])
+        if name not in names
+    ]
     if not ImageVersion.objects.filter(pk=version.pk).update(
-        renditions=renditions, renditions_writing=writing
+        renditions=renditions, renditions_writing=writing, renditions_dropped=dropped
     ):
         return False
     version.renditions, version.renditions_writing = renditions, writing
+    version.renditions_dropped = dropped
     pk = version.image_key_id
     transaction.on_commit(lambda: _invalidate_key(pk), robust=True)
     return True

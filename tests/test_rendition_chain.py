@@ -307,7 +307,7 @@ class TestSteps:
 
 
 class TestLeftovers:
-    def test_files_an_interrupted_run_left_are_deleted_or_recorded(self, settings):
+    def test_files_an_interrupted_run_left_are_recorded_or_dropped(self, settings):
         version = make_version(photo())
         storage = storages["default"]
         folder = f"neuraldraft/hero.background/{version.sha256}"
@@ -324,12 +324,13 @@ class TestLeftovers:
 
         renditions.make_for(version)
 
-        assert not storage.exists(no_longer_planned)
         assert storage.exists(recorded_once)
         assert storage.exists("neuraldraft/elsewhere/1w.jpg")
         assert planned in {r["name"] for r in version.renditions}
         assert storage.size(planned) != len(b"half-written")
-        assert ImageVersion.objects.get(pk=version.pk).renditions_writing == []
+        row = ImageVersion.objects.get(pk=version.pk)
+        assert row.renditions_writing == []
+        assert row.renditions_dropped == [no_longer_planned]
 
     def test_a_planned_name_stays_noted_until_a_step_records_it(self):
         version = make_version(photo())
@@ -355,6 +356,24 @@ class TestLeftovers:
 
         assert [removed.pk for removed in cleanup.versions] == [version.pk]
         assert not storages["default"].exists(name)
+
+    def test_a_name_another_version_records_is_never_deleted(self, settings):
+        """Identical images share one rendition folder: a name one version's killed step
+        noted may be a file the other records, which pages still show."""
+        older = make_version(photo())
+        renditions.make_for(older)
+        newer = make_version(photo())
+        assert newer.file.name == older.file.name
+        noted = [item.name for item in renditions.plan(newer)]
+        ImageVersion.objects.filter(pk=newer.pk).update(renditions_writing=noted)
+        newer.refresh_from_db()
+
+        configure(settings, RENDITION_WIDTHS=(120,))
+        renditions.make_for(newer)
+
+        recorded = [r["name"] for r in older.renditions]
+        assert recorded and all(storages["default"].exists(name) for name in recorded)
+        assert ImageVersion.objects.get(pk=newer.pk).renditions_dropped == noted
 
 
 @pytest.mark.usefixtures("neuraldraft_settings")

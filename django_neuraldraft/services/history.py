@@ -27,6 +27,7 @@ _NAMING_FIELDS = (
     "bytes",
     "renditions",
     "renditions_writing",
+    "renditions_dropped",
 )
 
 
@@ -154,9 +155,10 @@ def delete_unused_files(versions: Sequence[ImageVersion]) -> DeletedFiles:
     keeps its file; one that waits for the lock writes the file again.
 
     A file is used while a version names it as its image, a recorded
-    rendition or a rendition being written, in the storage that version
-    recorded. The versions' keys must be loaded (``select_related``). A
-    storage that cannot delete a file is logged and the name is in ``failed``.
+    rendition, a rendition being written or one the settings dropped, in the
+    storage that version recorded. The versions' keys must be loaded
+    (``select_related``). A storage that cannot delete a file is logged and
+    the name is in ``failed``.
     """
     files = _files_in_storages(versions)
     deleted = DeletedFiles()
@@ -192,7 +194,7 @@ def _files_of(version: ImageVersion) -> dict[str, int]:
         if isinstance(rendition, dict) and isinstance(rendition.get("name"), str):
             size = rendition.get("bytes")
             files[rendition["name"]] = size if isinstance(size, int) else 0
-    for name in version.renditions_writing or []:
+    for name in [*(version.renditions_writing or []), *(version.renditions_dropped or [])]:
         if isinstance(name, str):
             files.setdefault(name, 0)
     files.pop("", None)
@@ -227,7 +229,8 @@ def _in_use(
     naming = (
         ImageVersion.objects.exclude(pk__in=exclude)
         .filter(
-            Q(file__in={name for _alias, name in files}) | ~Q(renditions=[], renditions_writing=[])
+            Q(file__in={name for _alias, name in files})
+            | ~Q(renditions=[], renditions_writing=[], renditions_dropped=[])
         )
         .only(*_NAMING_FIELDS)
     )

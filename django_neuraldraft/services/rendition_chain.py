@@ -122,6 +122,7 @@ def make_now(version: ImageVersion, *, check_files: bool = False) -> renditions.
         chain_token="", chain_due_at=None, renditions_error=error, renditions_attempts=0
     )
     version.renditions, version.renditions_writing = outcome.renditions, claimed.renditions_writing
+    version.renditions_dropped = claimed.renditions_dropped
     version.renditions_error, version.renditions_attempts = error, 0
     version.chain_token, version.chain_due_at = "", None
     return outcome

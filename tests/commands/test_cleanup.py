@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from PIL import Image
 
-from django_neuraldraft import services
+from django_neuraldraft import renditions, services
 from django_neuraldraft.exceptions import CreditBudgetExceededError
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 
@@ -169,3 +169,24 @@ def test_a_file_bound_again_before_it_is_deleted_stays(run, django_capture_on_co
     assert not ImageVersion.objects.filter(pk=old.pk).exists()
     assert again.file.name == old.file.name
     assert exists(again.file.name)
+
+
+def test_renditions_the_settings_dropped_go_with_their_version(run, commit, settings):
+    """Files of renditions the settings no longer ask for stay for cached pages, and go
+    with their version (docs/renditions.rst)."""
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "RENDITION_WIDTHS": (80, 160)}
+    hero = ImageKey.objects.create(key="hero.background")
+    old = services.upload(hero, png("#112233"))
+    renditions.make_for(old)
+    dropped = [r["name"] for r in old.renditions]
+    settings.NEURALDRAFT = {**settings.NEURALDRAFT, "RENDITION_WIDTHS": (120,)}
+    renditions.make_for(old)
+    remade = [r["name"] for r in old.renditions]
+    assert dropped and all(exists(name) for name in dropped)
+    services.upload(hero, png("#445566"))
+
+    with commit():
+        run("neuraldraft_cleanup", "--keep", "0")
+
+    assert not ImageVersion.objects.filter(pk=old.pk).exists()
+    assert [name for name in [old.file.name, *remade, *dropped] if exists(name)] == []
