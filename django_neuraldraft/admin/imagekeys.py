@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -83,7 +84,7 @@ class ImageKeyAdmin(admin.ModelAdmin):
     list_filter = [StatusFilter, "aspect_ratio"]
     search_fields = ["key", "prompt", "alt_text"]
     list_per_page = 100
-    actions = ["generate_selected"]
+    actions = ["generate_selected", "delete_selected"]
     change_form_template = "admin/neuraldraft/imagekey/change_form.html"
 
     class Media:
@@ -144,6 +145,47 @@ class ImageKeyAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/neuraldraft/imagekey/generate_selected.html", context
         )
+
+    @admin.action(
+        description=gettext_lazy("Delete selected %(verbose_name_plural)s"),
+        permissions=["delete"],
+    )
+    def delete_selected(
+        self, request: HttpRequest, queryset: QuerySet[ImageKey]
+    ) -> HttpResponse | None:
+        """Django's bulk delete, refused while a selected key has a generation in flight."""
+        try:
+            services.check_deletable(queryset)
+            return admin_actions.delete_selected(self, request, queryset)
+        except ValidationError as err:
+            self.message_user(request, describe_error(err), messages.ERROR)
+            return None
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's delete, refused while the key has a generation in flight.
+
+        Refused before the confirmation page, so no one confirms what cannot
+        be done, and again by :func:`~django_neuraldraft.services.delete_keys`
+        under the key's lock, for a generation started meanwhile.
+        """
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_delete_permission(request, obj):
+            return super().delete_view(request, object_id, extra_context)
+        try:
+            services.check_deletable([obj])
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as err:
+            self.message_user(request, describe_error(err), messages.ERROR)
+            return self._back_to(obj)
+
+    def delete_model(self, request: HttpRequest, obj: ImageKey) -> None:
+        """Delete the key with its versions, then their files (Django's would leave the files)."""
+        services.delete_keys([obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ImageKey]) -> None:
+        services.delete_keys(queryset)
 
     def get_urls(self) -> list:
         def view(function: Callable[..., HttpResponse], name: str, route: str) -> Any:

@@ -11,9 +11,11 @@ end, :mod:`.jobs` a job's transitions, :mod:`.chains` the one chain of task
 messages per job, :mod:`.backoff` the retry policy, :mod:`.ingest` bringing a
 finished image into storage, :mod:`.versions` which image a key shows and
 :mod:`.publishing` what an editor decides about it (upload, publish, discard),
-:mod:`.announce` the signals that tell the site.
+:mod:`.history` which past images may go and their files, :mod:`.deletion`
+deleting a key with its images, :mod:`.announce` the signals that tell the site.
 """
 
+from .deletion import check_deletable, delete_keys
 from .generation import (
     credits_left_today,
     generate,
@@ -41,7 +43,9 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "PollOutcome",
     "cancel",
+    "check_deletable",
     "credits_left_today",
+    "delete_keys",
     "discard",
     "fail",
     "generate",

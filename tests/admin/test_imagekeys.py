@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from django_neuraldraft import services
+from django_neuraldraft import renditions, services
 from django_neuraldraft.choices import ImageOrigin, JobStatus
 from django_neuraldraft.models import ImageKey, ImageVersion, Job
 from tests.helpers import add_version, create_image_key
@@ -30,6 +32,15 @@ def messages_of(response) -> list[str]:
 
 def running_job(image_key, sandbox) -> Job:
     return services.submit(services.request_generation(image_key))
+
+
+def stored_names(storage, folder: str = "") -> list[str]:
+    folders, files = storage.listdir(folder)
+    prefix = f"{folder}/" if folder else ""
+    names = [prefix + name for name in files]
+    for sub in folders:
+        names += stored_names(storage, prefix + sub)
+    return names
 
 
 class TestChangePage:
@@ -410,3 +421,67 @@ class TestBrokerDown:
         (message,) = messages_of(response)
         assert message.startswith("Generation of hero.background: Job #")
         assert Job.objects.count() == 1
+
+
+class TestDelete:
+    """Deleting a key deletes its versions, then every file of theirs no other version uses."""
+
+    IN_FLIGHT = "A generation of hero.background is still running: cancel it first, then delete."
+
+    @pytest.fixture
+    def with_files(self, hero, settings, empty_storage):
+        """hero.background with two uploaded versions, the older one with renditions."""
+        settings.NEURALDRAFT = {**settings.NEURALDRAFT, "RENDITION_WIDTHS": (80, 160)}
+        older = services.upload(hero, io.BytesIO(png_bytes(color="#112233")))
+        services.upload(hero, io.BytesIO(png_bytes(color="#445566")))
+        renditions.make_for(older)
+        assert stored_names(empty_storage)
+        return hero
+
+    def bulk_delete(self, client, image_key, **options):
+        return client.post(
+            url("changelist"),
+            {"action": "delete_selected", ACTION_CHECKBOX_NAME: [image_key.pk], "post": "yes"},
+            **options,
+        )
+
+    def test_deleting_a_key_leaves_no_file_behind(
+        self, admin_client, with_files, empty_storage, commit
+    ):
+        with commit():
+            response = admin_client.post(url("delete", with_files.pk), {"post": "yes"})
+
+        assert response.status_code == 302
+        assert not ImageKey.objects.exists() and not ImageVersion.objects.exists()
+        assert stored_names(empty_storage) == []
+
+    def test_the_bulk_delete_leaves_no_file_behind(
+        self, admin_client, with_files, empty_storage, commit
+    ):
+        with commit():
+            self.bulk_delete(admin_client, with_files)
+
+        assert not ImageKey.objects.exists() and not ImageVersion.objects.exists()
+        assert stored_names(empty_storage) == []
+
+    def test_a_key_with_a_generation_in_flight_is_not_deleted(self, admin_client, hero, sandbox):
+        running_job(hero, sandbox)
+
+        page = admin_client.get(url("delete", hero.pk), follow=True)
+        assert page.redirect_chain == [(url("change", hero.pk), 302)]
+        assert self.IN_FLIGHT in page.content.decode()
+        for response in (
+            admin_client.post(url("delete", hero.pk), {"post": "yes"}, follow=True),
+            self.bulk_delete(admin_client, hero, follow=True),
+        ):
+            assert self.IN_FLIGHT in response.content.decode()
+
+        assert ImageKey.objects.filter(pk=hero.pk).exists()
+
+    def test_a_generation_started_after_the_page_was_shown_still_refuses(self, hero, sandbox):
+        running_job(hero, sandbox)
+
+        with pytest.raises(ValidationError, match="still running"):
+            services.delete_keys(ImageKey.objects.filter(pk=hero.pk))
+
+        assert ImageKey.objects.filter(pk=hero.pk).exists()
