@@ -113,7 +113,7 @@ def _pinned_pks() -> set[int]:
 def remove_old_versions(keep: int, *, dry_run: bool = False) -> Cleanup:
     """Delete the :func:`removable_versions`, then, once committed, their unused files.
 
-    Their jobs stay, for the record and the credit budget, detached from the key.
+    Their jobs stay, for the record, detached from the key.
 
     The selection is made again under a lock on the keys' rows, the lock that
     ingest and pull take, so an image bound meanwhile is never deleted; the
@@ -129,8 +129,8 @@ def remove_old_versions(keep: int, *, dry_run: bool = False) -> Cleanup:
         _lock_keys(ImageKey.objects.filter(pk__in=key_pks))
         versions = removable_versions(keep)
         # A finished job without a version is what the sweep re-ingests; detached
-        # from its key, the job stays (its credits still count) but is never
-        # downloaded and bound again.
+        # from its key, the job stays for the record but is never downloaded
+        # and bound again.
         Job.objects.filter(pk__in=[v.job_id for v in versions if v.job_id]).update(image_key=None)
         ImageVersion.objects.filter(pk__in=[version.pk for version in versions]).delete()
         cleanup = Cleanup(versions, *_unused_files(versions, exclude=[]))

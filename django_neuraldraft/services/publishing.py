@@ -152,9 +152,10 @@ def discard(version: ImageVersion) -> None:
 
     A file another version still uses (the same bytes bound twice) is kept:
     :func:`~.history.delete_unused_files` decides, after the commit. Its job
-    stays, for the record and the credit budget, but is detached from the
-    key, as cleanup does: a finished job without a version is what the sweep
-    ingests again, and the editor said no to that image. Discarding a
+    stays, for the record (the credits it cost are in the budget's ledger),
+    but is detached from the key, as cleanup does: a finished job without a
+    version is what the sweep ingests again, and the editor said no to that
+    image. Discarding a
     candidate that is gone already changes nothing; a version that is not a
     candidate raises ``ValidationError``.
     """
