@@ -155,9 +155,8 @@ def discard(version: ImageVersion) -> None:
     stays, for the record (the credits it cost are in the budget's ledger),
     but is detached from the key, as cleanup does: a finished job without a
     version is what the sweep ingests again, and the editor said no to that
-    image. Discarding a
-    candidate that is gone already changes nothing; a version that is not a
-    candidate raises ``ValidationError``.
+    image. Discarding a candidate that is gone already changes nothing; a
+    version that is not a candidate raises ``ValidationError``.
     """
     with transaction.atomic():
         ImageKey.objects.select_for_update().filter(pk=version.image_key_id).first()
