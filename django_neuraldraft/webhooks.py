@@ -42,6 +42,10 @@ SECRET_HEADER_WORDS = re.compile(
 #: Bounds on what is stored of the headers.
 MAX_HEADERS = 50
 MAX_HEADER_LENGTH = 500
+#: Characters kept of a rejected delivery's body: enough to tell what it was.
+#: Anyone can post one, so a whole body would let them grow the table by
+#: ``WEBHOOK_MAX_BODY_BYTES`` a request.
+REJECTED_BODY_KEPT = 1024
 #: Parts of the signature header read (a rotation signs with two secrets).
 MAX_SIGNATURE_PARTS = 20
 #: What an id from the body must look like before it is stored or looked up.
@@ -189,6 +193,8 @@ def receive(headers: Mapping[str, str], body: bytes) -> tuple[WebhookEvent, str 
             str(err),
             timezone.now(),
         )
+        if len(event.body) > REJECTED_BODY_KEPT:
+            event.body, event.body_truncated = event.body[:REJECTED_BODY_KEPT], True
         event.save()
         logger.warning("Rejected webhook delivery %s: %s", event.delivery_id or event.pk, err)
         return event, str(err)

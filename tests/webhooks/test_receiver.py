@@ -8,6 +8,7 @@ import time
 import pytest
 from django.urls import reverse
 
+from django_neuraldraft import webhooks
 from django_neuraldraft.choices import WebhookOutcome
 from django_neuraldraft.models import Job, WebhookEvent
 
@@ -117,6 +118,13 @@ class TestRefused:
         body = event_body("job_1", padding="x" * 200)
         event = refused(body, "over 100 bytes")
         assert event.body_truncated and len(event.body) == 100
+
+    def test_a_refused_delivery_keeps_only_the_start_of_its_body(self, refused):
+        """Anyone can post one: stored whole, each would add up to WEBHOOK_MAX_BODY_BYTES."""
+        body = event_body("job_1", padding="x" * 20_000)
+        event = refused(body, "does not match", signed=sign(b"other"))
+        assert event.body_truncated
+        assert event.body == body[: webhooks.REJECTED_BODY_KEPT].decode()
 
 
 def test_only_post_is_allowed(client, db):
