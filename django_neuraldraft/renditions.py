@@ -35,7 +35,7 @@ from . import conf, resolver
 from .downloads import IMAGE_FORMATS
 from .low_priority import call_at_low_priority
 from .models import ImageKey, ImageVersion
-from .storage import save_immutable
+from .storage import delete_file, save_immutable
 
 logger = logging.getLogger(__name__)
 
@@ -557,7 +557,4 @@ def _invalidate_key(image_key_pk: int) -> None:
 
 def _delete(storage: Storage, names: list[str]) -> None:
     for name in names:
-        try:
-            storage.delete(name)
-        except Exception:
-            logger.warning("Could not delete the unrecorded rendition %s.", name, exc_info=True)
+        delete_file(storage, name)

@@ -8,6 +8,7 @@ served from where they were saved (docs/configuration.rst, "Switching storage").
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 import sys
@@ -27,9 +28,23 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _CONTENT_HASH_NAME = re.compile(r"(?:^|/)[0-9a-f]{64}(?:[/._-]|$)")
 
 
+logger = logging.getLogger(__name__)
+
+
 def storage_for(alias: str | None = None) -> Storage:
     """The storage of ``alias``; the configured ``STORAGE`` when ``alias`` is empty."""
     return storages[alias or conf.storage_alias()]
+
+
+def delete_file(storage: Storage, name: str) -> bool:
+    """Delete ``name``; whether the storage did. A refusal is logged, not raised: the
+    callers clean up after rows that are gone or never were, which no error may undo."""
+    try:
+        storage.delete(name)
+    except Exception:  # a storage backend raises what it likes
+        logger.warning("Could not delete %s from the storage.", name, exc_info=True)
+        return False
+    return True
 
 
 def is_content_addressed(name: str) -> bool:

@@ -6,7 +6,6 @@ which of them are only history, and removes those with their files.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,9 +15,7 @@ from django.db.models.functions import RowNumber
 
 from .. import conf
 from ..models import ImageKey, ImageVersion, Job
-from ..storage import storage_for
-
-logger = logging.getLogger(__name__)
+from ..storage import delete_file, storage_for
 
 #: The columns :func:`_files_of` reads.
 _NAMING_FIELDS = (
@@ -175,10 +172,7 @@ def delete_unused_files(versions: Sequence[ImageVersion]) -> DeletedFiles:
                 continue
             deleted.files.append(name)
             deleted.bytes += size
-            try:
-                storage_for(alias).delete(name)
-            except Exception:  # a storage backend raises what it likes; the rows are gone already
-                logger.warning("Could not delete %s from the storage.", name, exc_info=True)
+            if not delete_file(storage_for(alias), name):
                 deleted.failed.append(name)
     return deleted
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,10 +17,8 @@ from ..exceptions import DownloadError
 from ..limits import SOURCE_URL_MAX_LENGTH
 from ..models import ImageKey, ImageVersion
 from ..signals import image_ready
-from ..storage import ConfiguredStorage
+from ..storage import ConfiguredStorage, delete_file
 from .announce import send_on_commit
-
-logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -59,10 +56,7 @@ def atomic_with_files() -> Iterator[list[str]]:
 def _remove(names: list[str]) -> None:
     storage = ConfiguredStorage()
     for name in names:
-        try:
-            storage.delete(name)
-        except Exception:
-            logger.warning("Could not remove %s after a rollback.", name, exc_info=True)
+        delete_file(storage, name)
 
 
 def source_url(url: str) -> str:
